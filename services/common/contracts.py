@@ -1,0 +1,231 @@
+"""Every message that crosses the bus, in one place.
+
+Each hop has one versioned pydantic model. Every message carries a message id (for dedupe), a trace id
+that follows one mention through all five services, and created_at. Unknown fields are rejected so a
+producer/consumer version skew shows up as a dead-lettered message with a reason, not as silent loss.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated, Any, ClassVar, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
+
+SCHEMA_VERSION = 1
+
+ShortText = Annotated[str, Field(min_length=1, max_length=512)]
+PostText = Annotated[str, Field(max_length=20_000)]
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Platform(StrEnum):
+    x = "x"
+    mastodon = "mastodon"
+    bluesky = "bluesky"
+    feed = "feed"  # JSONL / RSS feed files
+    http = "http"  # injected through POST /v1/mentions
+    dry_run = "dry_run"  # the poster's offline timeline
+
+
+# Length limits of the platforms we publish to, in characters.
+PLATFORM_TEXT_LIMITS: dict[str, int] = {"x": 280, "bluesky": 300, "mastodon": 500, "dry_run": 500}
+
+
+EnvelopeT = TypeVar("EnvelopeT", bound="Envelope")
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+
+
+class Envelope(Strict):
+    """Fields every bus message carries."""
+
+    routing_key: ClassVar[str]
+
+    schema_version: Literal[1] = SCHEMA_VERSION
+    message_id: str = Field(default_factory=new_id, min_length=1, max_length=64)
+    trace_id: str = Field(default_factory=new_id, min_length=1, max_length=64)
+    created_at: datetime = Field(default_factory=utcnow)
+
+    @field_validator("created_at")
+    @classmethod
+    def _aware(cls, value: datetime) -> datetime:
+        if value.tzinfo is None:
+            raise ValueError("created_at must carry a timezone")
+        return value
+
+    def child(self, message_type: type[EnvelopeT], **fields: Any) -> EnvelopeT:
+        """Build the next hop's message, keeping this message's trace id."""
+        return message_type(trace_id=self.trace_id, **fields)
+
+
+class AudioFeatures(Strict):
+    """Spotify-style audio features. Any may be missing: absence is not zero."""
+
+    danceability: float | None = Field(default=None, ge=0, le=1)
+    energy: float | None = Field(default=None, ge=0, le=1)
+    valence: float | None = Field(default=None, ge=0, le=1)
+    acousticness: float | None = Field(default=None, ge=0, le=1)
+    instrumentalness: float | None = Field(default=None, ge=0, le=1)
+    liveness: float | None = Field(default=None, ge=0, le=1)
+    speechiness: float | None = Field(default=None, ge=0, le=1)
+    tempo: float | None = Field(default=None, ge=0, le=300)
+    loudness: float | None = Field(default=None, ge=-70, le=10)
+
+
+class Song(Strict):
+    artist: ShortText
+    title: ShortText
+    track_id: str | None = Field(default=None, max_length=128)
+    genres: list[Annotated[str, Field(min_length=1, max_length=64)]] = Field(
+        default_factory=list, max_length=64
+    )
+    audio_features: AudioFeatures | None = None
+
+
+class SongMention(Envelope):
+    """listener → enricher: a post that names a song."""
+
+    routing_key: ClassVar[str] = "mention.detected"
+    kind: Literal["song_mention"] = "song_mention"
+    platform: Platform
+    post_id: str = Field(min_length=1, max_length=256)
+    author: str = Field(min_length=1, max_length=256)
+    text: PostText
+    url: str | None = Field(default=None, max_length=2048)
+    artist: ShortText
+    title: ShortText
+    spotify_track_id: str | None = Field(default=None, max_length=128)
+    detection_confidence: float = Field(default=1.0, ge=0, le=1)
+    observed_at: datetime = Field(default_factory=utcnow)
+    # The post mentioned the bot: the poster may reply to it (X only allows replies to such posts).
+    on_demand: bool = False
+
+
+class EnrichedSong(Envelope):
+    """enricher → generator: the mention plus what we know about the song."""
+
+    routing_key: ClassVar[str] = "song.enriched"
+    kind: Literal["enriched_song"] = "enriched_song"
+    mention: SongMention
+    song: Song
+    provider: str = Field(min_length=1, max_length=64)
+    # Why audio features are missing, when they are (e.g. "not in catalog", "403 from spotify").
+    audio_features_missing_reason: str | None = None
+
+
+class ScoredText(Strict):
+    candidate_id: str = Field(default_factory=new_id)
+    text: Annotated[str, Field(min_length=1, max_length=2000)]
+    score: float
+    scores: dict[str, float] = Field(default_factory=dict)
+
+
+class ModelInfo(Strict):
+    name: str
+    version: str
+
+
+class Candidates(Envelope):
+    """generator → curator: ranked commentary for one song."""
+
+    routing_key: ClassVar[str] = "candidates.generated"
+    kind: Literal["candidates"] = "candidates"
+    enriched: EnrichedSong
+    candidates: list[ScoredText] = Field(min_length=1, max_length=64)
+    model: ModelInfo
+
+
+class ReplyTarget(Strict):
+    platform: Platform
+    post_id: str
+
+
+class Approval(Envelope):
+    """curator → poster: a human approved this text."""
+
+    routing_key: ClassVar[str] = "approval.granted"
+    kind: Literal["approval"] = "approval"
+    candidates_message_id: str
+    candidate_id: str
+    final_text: Annotated[str, Field(min_length=1, max_length=2000)]
+    edited: bool
+    song: Song
+    reply_to: ReplyTarget | None = None
+    approved_by: str = "curator"
+
+
+class PublishedPost(Envelope):
+    """poster → anyone listening (curator records it): the text is live."""
+
+    routing_key: ClassVar[str] = "post.published"
+    kind: Literal["published_post"] = "published_post"
+    approval_id: str
+    candidate_id: str
+    platform: Platform
+    post_id: str
+    url: str | None = None
+    text: str
+    dry_run: bool
+    published_at: datetime = Field(default_factory=utcnow)
+
+
+MESSAGE_TYPES: tuple[type[Envelope], ...] = (SongMention, EnrichedSong, Candidates, Approval, PublishedPost)
+AnyMessage = Annotated[
+    SongMention | EnrichedSong | Candidates | Approval | PublishedPost, Field(discriminator="kind")
+]
+_any_message = TypeAdapter(AnyMessage)
+
+
+class InvalidMessage(ValueError):
+    """A message body we cannot accept; the reason is meant for the dead-letter queue."""
+
+
+def decode(body: bytes, expected: type[EnvelopeT] | None = None, *, max_bytes: int = 1_000_000) -> EnvelopeT:
+    """Parse a bus body into its contract, or raise InvalidMessage with a clear reason."""
+    if len(body) > max_bytes:
+        raise InvalidMessage(f"payload too large: {len(body)} bytes > {max_bytes}")
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InvalidMessage(f"body is not UTF-8: {exc}") from exc
+    try:
+        raw = json.loads(text)
+    except ValueError as exc:
+        raise InvalidMessage(f"body is not JSON: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise InvalidMessage(f"body is a JSON {type(raw).__name__}, expected an object")
+    version = raw.get("schema_version")
+    if version != SCHEMA_VERSION:
+        raise InvalidMessage(f"unsupported schema_version {version!r} (this build reads {SCHEMA_VERSION})")
+    try:
+        message = expected.model_validate(raw) if expected is not None else _any_message.validate_python(raw)
+    except ValidationError as exc:
+        kind = raw.get("kind", "?")
+        raise InvalidMessage(f"{kind} failed validation: {_short_errors(exc)}") from exc
+    return message  # type: ignore[return-value]
+
+
+def encode(message: Envelope) -> bytes:
+    return message.model_dump_json().encode("utf-8")
+
+
+def _short_errors(exc: ValidationError, limit: int = 5) -> str:
+    parts = []
+    for error in exc.errors()[:limit]:
+        where = ".".join(str(p) for p in error["loc"]) or "(root)"
+        parts.append(f"{where}: {error['msg']}")
+    more = exc.error_count() - limit
+    return "; ".join(parts) + (f"; and {more} more" if more > 0 else "")

@@ -1,0 +1,160 @@
+"""All settings, read from DEEPHYPE_* environment variables (and .env), documented in .env.example.
+
+Secrets are SecretStr so they never print; each may also come from a file (DEEPHYPE_<NAME>_FILE or a
+secrets directory, for Docker/Kubernetes secrets).
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DATA_DIR = REPO_ROOT / "data"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="DEEPHYPE_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        secrets_dir=os.environ.get("DEEPHYPE_SECRETS_DIR") or None,
+    )
+
+    # --- bus ---
+    # Empty means the in-memory bus (one-process demo, unit tests).
+    amqp_url: str = ""
+    exchange: str = "deephype"
+    prefetch: int = Field(default=16, ge=1, le=10_000)
+    handler_threads: int = Field(default=4, ge=1, le=256)
+    max_attempts: int = Field(default=5, ge=1, le=100)
+    # Retry delays in seconds, one TTL queue each; a retry waits in the smallest tier ≥ the asked delay.
+    retry_delays: list[float] = Field(default_factory=lambda: [1.0, 5.0, 30.0, 300.0, 3600.0])
+    max_message_bytes: int = Field(default=1_000_000, ge=1024)
+    quorum_queues: bool = True
+    heartbeat_seconds: int = Field(default=30, ge=0)
+    # How long a publish keeps retrying (reconnecting) before it gives up and the input is redelivered.
+    publish_timeout_seconds: float = Field(default=30.0, gt=0)
+    shutdown_grace_seconds: float = Field(default=10.0, ge=0)
+    # A message returned to its queue this often without an ack (its consumer keeps dying) is dead-lettered.
+    max_redeliveries: int = Field(default=10, ge=1)
+
+    # --- where state lives ---
+    state_dir: Path = Path("var")
+    models_dir: Path = DATA_DIR / "models"
+
+    # --- HTTP ---
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+    # Public base URL of the curator's review page, used in emails.
+    public_url: str = "http://127.0.0.1:8004"
+
+    # --- listener ---
+    listener_sources: list[str] = Field(default_factory=lambda: ["feed"])
+    listener_feed_path: Path = DATA_DIR / "sample_mentions.jsonl"
+    listener_poll_seconds: float = Field(default=60.0, gt=0)
+    bot_handles: list[str] = Field(default_factory=lambda: ["deephype"])
+
+    # --- enricher ---
+    enricher_provider: str = "offline"  # offline | spotify | musicbrainz
+    enricher_catalog_path: Path = DATA_DIR / "catalog.json"
+    enricher_cache_ttl_seconds: int = 7 * 24 * 3600
+
+    # --- generator ---
+    generator_model: str = "default"  # folder name under models_dir, or a path
+    generator_device: str = "auto"  # auto | cpu | cuda
+    generator_candidates: int = Field(default=5, ge=1, le=64)
+    generator_samples: int = Field(default=32, ge=1, le=1024)
+    generator_temperature: float = Field(default=0.9, gt=0, le=5)
+    generator_use_lcgan: bool = True
+
+    # --- curator ---
+    curator_password: SecretStr = SecretStr("")
+    curator_secret_key: SecretStr = SecretStr("")
+    curator_email_backend: str = "outbox"  # outbox | smtp | sendgrid
+    curator_email_to: str = "curator@localhost"
+    curator_email_from: str = "deephype@localhost"
+    curator_token_max_age_seconds: int = 3 * 24 * 3600
+    curator_auto_approve: bool = False
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 25
+    smtp_username: str = ""
+    smtp_password: SecretStr = SecretStr("")
+    smtp_starttls: bool = False
+    sendgrid_api_key: SecretStr = SecretStr("")
+    sendgrid_base_url: str = "https://api.sendgrid.com"
+
+    # --- poster ---
+    poster_platform: str = "dry_run"  # dry_run | x | mastodon | bluesky
+
+    # --- outside services (real clients; tests point the base URLs at fake servers) ---
+    x_bearer_token: SecretStr = SecretStr("")
+    x_consumer_key: SecretStr = SecretStr("")
+    x_consumer_secret: SecretStr = SecretStr("")
+    x_access_token: SecretStr = SecretStr("")
+    x_access_token_secret: SecretStr = SecretStr("")
+    x_base_url: str = "https://api.x.com"
+    mastodon_base_url: str = ""
+    mastodon_access_token: SecretStr = SecretStr("")
+    bluesky_handle: str = ""
+    bluesky_app_password: SecretStr = SecretStr("")
+    bluesky_base_url: str = "https://bsky.social"
+    x_timelines: list[str] = Field(default_factory=lambda: ["mentions"])
+    x_search_query: str = ""
+    x_payment_pause_seconds: float = Field(default=3600.0, gt=0)
+    mastodon_timelines: list[str] = Field(default_factory=lambda: ["notifications", "home"])
+    mastodon_hashtags: list[str] = Field(default_factory=list)
+    bluesky_timelines: list[str] = Field(default_factory=lambda: ["notifications", "timeline"])
+    platform_default_rate_limit_pause_seconds: float = Field(default=60.0, gt=0)
+    platform_timeout_seconds: float = Field(default=30.0, gt=0)
+    platform_page_size: int = Field(default=50, ge=1, le=100)
+    platform_max_pages: int = Field(default=5, ge=1, le=100)
+    spotify_client_id: SecretStr = SecretStr("")
+    spotify_client_secret: SecretStr = SecretStr("")
+    spotify_api_url: str = "https://api.spotify.com/v1/"
+    spotify_auth_url: str = "https://accounts.spotify.com/api/token"
+    musicbrainz_base_url: str = "musicbrainz.org"
+    musicbrainz_contact: str = "deephype (https://github.com/deephype/deephype)"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _secrets_from_files(cls, data: Any) -> Any:
+        """DEEPHYPE_<NAME>_FILE=/path reads a secret from that file (Docker secrets)."""
+        if not isinstance(data, dict):
+            return data
+        for name, field in cls.model_fields.items():
+            if field.annotation is not SecretStr:
+                continue
+            path = os.environ.get(f"DEEPHYPE_{name.upper()}_FILE")
+            if path and not data.get(name):
+                data[name] = Path(path).read_text(encoding="utf-8").strip()
+        return data
+
+    def with_overrides(self, **changes: Any) -> Settings:
+        """A validated copy with some values changed (model_copy would skip validation)."""
+        return type(self)(_env_file=None, **(self.model_dump() | changes))  # type: ignore[call-arg]
+
+    def secret_values(self) -> list[str]:
+        """Every configured secret, so tests can check none reaches a log."""
+        values = []
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if isinstance(value, SecretStr) and value.get_secret_value():
+                values.append(value.get_secret_value())
+        return values
+
+    def service_state_dir(self, service: str) -> Path:
+        path = self.state_dir / service
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,41 @@
+"""Settings: documented in .env.example, read from DEEPHYPE_* variables, secrets from files, never printed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from deephype.common.settings import Settings
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_every_setting_is_documented_in_env_example() -> None:
+    documented = {
+        line.split("=", 1)[0]
+        for line in (REPO / ".env.example").read_text().splitlines()
+        if line.startswith("DEEPHYPE_")
+    }
+    assert documented == {f"DEEPHYPE_{name.upper()}" for name in Settings.model_fields}
+
+
+def test_environment_variables_and_secret_files(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    secret = tmp_path / "password"
+    secret.write_text("from-a-file\n")
+    monkeypatch.setenv("DEEPHYPE_PREFETCH", "3")
+    monkeypatch.setenv("DEEPHYPE_LISTENER_SOURCES", '["feed", "mastodon"]')
+    monkeypatch.setenv("DEEPHYPE_CURATOR_PASSWORD_FILE", str(secret))
+    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    assert settings.prefetch == 3
+    assert settings.listener_sources == ["feed", "mastodon"]
+    assert settings.curator_password.get_secret_value() == "from-a-file"
+    assert "from-a-file" not in repr(settings) and "from-a-file" not in str(settings.model_dump())
+    assert settings.secret_values() == ["from-a-file"]
+
+
+def test_bad_values_are_refused_with_the_setting_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DEEPHYPE_PREFETCH", "0")
+    with pytest.raises(ValidationError, match="prefetch"):
+        Settings(_env_file=None)  # type: ignore[call-arg]
