@@ -1,0 +1,289 @@
+"""The model-backed candidate source of the generator service: a song in, ranked commentary out.
+
+    k codes z ~ N(0, I)  ──(LC-GAN actor, when on)──►  z'  ──decode, ONE batch──►  k sentences
+    → drop: <unk>, a repeated bigram, a word from the profanity list, too long once the names are in
+    → rank by  score = log-likelihood per token + critic value   (critic: how much the LC-GAN likes z')
+    → drop near duplicates (token Jaccard > 0.7 with a better one) → fill in <artist>/<title> → top n
+
+Deterministic for a given request.seed (the codes and the sampler use one seeded generator).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import logging
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from deephype.common.contracts import ModelInfo, ScoredText
+from deephype.common.settings import Settings
+from deephype.generator.checkpoint import CHECKPOINT_NAME, LoadedModel, load_model
+from deephype.generator.condition import ConditionEncoder
+from deephype.generator.lcgan import LCGAN, PREFERENCE, StaleLCGAN, lcgan_path, load_lcgan, vae_fingerprint
+from deephype.generator.sample import decode
+from deephype.generator.source import SampleRequest
+from deephype.generator.vocab import ARTIST, TITLE
+
+log = logging.getLogger("deephype.generator")
+
+NEAR_DUPLICATE_JACCARD = 0.7
+TOP_P = 0.9
+# The sampler never repeats a bigram (its default blocks only 3-grams): without this block ~1 sample in 8
+# of the bundled-size models repeats one ("like a ... like a") and is thrown away by the filter below.
+NO_REPEAT_NGRAM = 2
+# A short list we wrote ourselves: words the bot must never post. Matched as whole words, any case.
+PROFANITY = frozenset(
+    [
+        "fuck",
+        "fucking",
+        "fucked",
+        "fucker",
+        "motherfucker",
+        "shit",
+        "shitty",
+        "bullshit",
+        "bitch",
+        "bitches",
+        "bastard",
+        "cunt",
+        "dick",
+        "dicks",
+        "cock",
+        "pussy",
+        "asshole",
+        "arsehole",
+        "slut",
+        "whore",
+        "wanker",
+        "twat",
+        "nigger",
+        "nigga",
+        "faggot",
+        "fag",
+        "retard",
+        "retarded",
+        "spic",
+        "kike",
+        "chink",
+        "tranny",
+        "dyke",
+        "piss",
+        "pissed",
+        "crap",
+    ]
+)
+
+
+@dataclass
+class Checked:
+    """One decoded sample after the filters: `text` has the song's names filled in."""
+
+    index: int
+    text: str
+    tokens: list[str]
+    loglik_per_token: float
+    critic: float
+    distance: float
+    rejected: str | None = None
+
+    @property
+    def score(self) -> float:
+        return self.loglik_per_token + self.critic
+
+
+class ModelCandidateSource:
+    """The trained VAE (+ LC-GAN) behind the CandidateSource protocol (source.py)."""
+
+    def __init__(
+        self,
+        loaded: LoadedModel,
+        *,
+        lcgan: LCGAN | None = None,
+        fallback: LCGAN | None = None,
+        samples: int = 32,
+        temperature: float = 0.9,
+        use_lcgan: bool = True,
+        info: ModelInfo | None = None,
+    ) -> None:
+        if not loaded.model.is_vae and lcgan is not None:
+            raise ValueError("an LC-GAN needs a VAE; this model has no latent space")
+        self.loaded = loaded
+        self.lcgan = lcgan
+        # When the main LC-GAN cannot steer a song (genre value, no known genre), the realism one may.
+        self.fallback = fallback
+        self.samples = samples
+        self.temperature = temperature
+        self.use_lcgan = use_lcgan
+        self.info = info or ModelInfo(name="deephype-vae", version="unversioned")
+
+    @classmethod
+    def load(cls, model_dir: Path, settings: Settings) -> ModelCandidateSource:
+        model_dir = Path(model_dir)
+        loaded = load_model(model_dir, settings.generator_device)
+        lcgans: list[LCGAN] = []
+        if loaded.model.is_vae:
+            fingerprint = vae_fingerprint(loaded.model)
+            for value in PREFERENCE:
+                path = lcgan_path(model_dir, value)
+                if not path.is_file():
+                    continue
+                try:
+                    lcgans.append(load_lcgan(path, loaded.config.latent_dim, loaded.device, vae=fingerprint))
+                except StaleLCGAN as exc:
+                    # Serving the plain VAE beats steering by a map of another model's latent space.
+                    log.warning("not using %s", exc)
+        lcgan = lcgans[0] if lcgans else None
+        # Realism steps in when the preferred value cannot steer a song (a genre LC-GAN, no known genre).
+        fallback = next((lc for lc in lcgans[1:] if lc.value == "realism"), None)
+        name = f"vae:{model_dir.name}" + (f"+lcgan-{lcgan.value}" if lcgan else "")
+        files = [model_dir / CHECKPOINT_NAME] + ([lcgan_path(model_dir, lcgan.value)] if lcgan else [])
+        log.info("generator model %s (%s)", name, ", ".join(str(f) for f in files))
+        return cls(
+            loaded,
+            lcgan=lcgan,
+            fallback=fallback,
+            samples=settings.generator_samples,
+            temperature=settings.generator_temperature,
+            use_lcgan=settings.generator_use_lcgan,
+            info=ModelInfo(name=name, version=_fingerprint(files)),
+        )
+
+    def ready(self) -> bool:
+        return True
+
+    def generate(self, request: SampleRequest) -> list[ScoredText]:
+        checked = self.sample(request)
+        kept: list[Checked] = []
+        for candidate in sorted((c for c in checked if c.rejected is None), key=lambda c: -c.score):
+            if any(jaccard(candidate.tokens, other.tokens) > NEAR_DUPLICATE_JACCARD for other in kept):
+                continue
+            kept.append(candidate)
+            if len(kept) == request.n:
+                break
+        return [
+            ScoredText(
+                text=c.text,
+                score=round(c.score, 6),
+                scores={
+                    "loglik_per_token": round(c.loglik_per_token, 6),
+                    "critic": round(c.critic, 6),
+                    "length": float(len(c.text)),
+                    "latent_move": round(c.distance, 6),
+                },
+            )
+            for c in kept
+        ]
+
+    @torch.inference_mode()
+    def sample(self, request: SampleRequest) -> list[Checked]:
+        """All k samples of one request, decoded in one batch, each checked (rejected ones say why)."""
+        loaded, device = self.loaded, self.loaded.device
+        seed = request.seed if request.seed is not None else random.SystemRandom().randrange(2**63)
+        generator = torch.Generator(device=device).manual_seed(seed)
+        k = max(self.samples, request.n)
+        song = request.song
+        # Unknown genres set the model's unknown-genre flag and are otherwise ignored (never an error).
+        # A model trained without audio features has untrained weights for them: leave them out (masked).
+        audio = song.audio_features if loaded.metrics.get("audio_feature_rows", 0) else None
+        cond = loaded.encode_condition(song.genres, audio).expand(k, -1)
+        z = torch.randn(k, max(loaded.config.latent_dim, 0), generator=generator, device=device)
+        moved, critic = self.steer(z, song.genres, request.use_lcgan)
+        temperature = request.temperature or self.temperature
+        result = decode(
+            loaded.model,
+            moved,
+            cond,
+            vocab=loaded.vocab,
+            temperature=temperature,
+            top_p=TOP_P,
+            no_repeat_ngram=NO_REPEAT_NGRAM,
+            generator=generator,
+        )
+        distance = (moved - z).norm(dim=1).tolist()
+        loglik = (result.log_likelihood / (result.lengths + 1).float()).tolist()  # <eos> counts as a token
+        checked = []
+        for index, ids in enumerate(result.token_ids.tolist()):
+            tokens = loaded.vocab.decode(ids)
+            text = fill_placeholders(result.texts[index], song.artist, song.title)
+            checked.append(
+                Checked(
+                    index=index,
+                    text=text,
+                    tokens=tokens,
+                    loglik_per_token=loglik[index],
+                    critic=critic[index],
+                    distance=distance[index],
+                    rejected=rejection(tokens, text, request.max_chars),
+                )
+            )
+        return checked
+
+    def steer(self, z: torch.Tensor, genres: list[str], use_lcgan: bool | None) -> tuple[torch.Tensor, list[float]]:
+        """Codes after the actor (or unchanged) and the critic's value of each (0 without an LC-GAN)."""
+        use = self.use_lcgan if use_lcgan is None else use_lcgan
+        for lcgan in (self.lcgan, self.fallback):
+            if lcgan is None:
+                continue
+            names = attribute_request(lcgan, genres, self.loaded.condition)
+            if names is None:
+                continue
+            a = lcgan.attributes(names, z.device).expand(z.size(0), -1)
+            moved = lcgan.actor(z, a) if use else z
+            return moved, lcgan.critic.value(moved, a).tolist()
+        return z, [0.0] * z.size(0)
+
+
+def attribute_request(lcgan: LCGAN, genres: list[str], condition: ConditionEncoder) -> list[str] | None:
+    """Attribute names to steer to; None when this LC-GAN cannot steer the song (a genre value, no family)."""
+    if not lcgan.attribute_names:
+        return []
+    if lcgan.value == "genre":
+        # Fine genres map to families through the VAE's condition vocabulary; unknown ones are ignored.
+        families = {condition.resolve(g)[1] for g in genres}
+        return [f for f in lcgan.attribute_names if f in families] or None
+    return None
+
+
+def rejection(tokens: list[str], text: str, max_chars: int) -> str | None:
+    """Why a sample may not be a candidate; None when it may."""
+    if not tokens:
+        return "empty"
+    if "<unk>" in tokens:
+        return "unk"
+    if has_repeated_bigram(tokens):
+        return "repeated bigram"
+    if any(a == b for a, b in itertools.pairwise(tokens)):
+        return "repeated word"  # "is is", or the band's name twice in a row
+    # The model's own words only: a band may have a rude name, and that is not the bot talking.
+    if set(tokens) & PROFANITY:
+        return "profanity"
+    if len(text) > max_chars:
+        return "too long"
+    return None
+
+
+def has_repeated_bigram(tokens: list[str]) -> bool:
+    bigrams = list(itertools.pairwise(tokens))
+    return len(bigrams) != len(set(bigrams))
+
+
+def jaccard(a: list[str], b: list[str]) -> float:
+    sa, sb = set(a), set(b)
+    return len(sa & sb) / len(sa | sb) if sa or sb else 1.0
+
+
+def fill_placeholders(text: str, artist: str, title: str) -> str:
+    return text.replace(ARTIST, artist.strip()).replace(TITLE, title.strip())
+
+
+def _fingerprint(files: list[Path]) -> str:
+    digest = hashlib.sha256()
+    for path in files:
+        with path.open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()[:12]
