@@ -1,0 +1,116 @@
+"""Listener service: posts from feeds and POST /v1/mentions → song mentions on the bus."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from fastapi import APIRouter, FastAPI, HTTPException, Response
+
+from deephype.common.bus import Bus, build_bus
+from deephype.common.db import Database
+from deephype.common.service import ServiceParts, create_app
+from deephype.common.settings import Settings, get_settings
+from deephype.listener.handlers import (
+    SCHEMA,
+    Detector,
+    IngestResult,
+    IngestStatus,
+    Listener,
+    RawPost,
+    default_detector,
+)
+from deephype.listener.sources import FeedFileSource, PostSource
+
+log = logging.getLogger("deephype.listener")
+
+
+def build_sources(settings: Settings) -> list[PostSource]:
+    sources: list[PostSource] = []
+    for name in settings.listener_sources:
+        if name == "feed":
+            sources.append(FeedFileSource(settings.listener_feed_path))
+        elif name in {"x", "mastodon", "bluesky"}:
+            from deephype.listener.platforms import build_platform_source  # needs the listener extra
+
+            sources.append(build_platform_source(name, settings))
+        else:
+            raise ValueError(f"unknown listener source {name!r} (choose from feed, x, mastodon, bluesky)")
+    return sources
+
+
+class Poller:
+    """Polls every source on a background thread; each post is handled before its cursor is saved."""
+
+    def __init__(self, listener: Listener, sources: list[PostSource], interval: float) -> None:
+        self.listener = listener
+        self.sources = sources
+        self.interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="listener-poller", daemon=True)
+
+    def poll_once(self) -> int:
+        handled = 0
+        for source in self.sources:
+            try:
+                for post, cursor in source.fetch(self.listener.cursor(source.name)):
+                    self.listener.ingest(post)
+                    self.listener.save_cursor(source.name, cursor)
+                    handled += 1
+            except Exception:
+                # A failing source (network, rate limit) waits for the next round; others go on.
+                log.exception("source %s failed; trying again next round", source.name)
+        return handled
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.poll_once()
+            self._stop.wait(self.interval)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=10)
+
+
+def build(settings: Settings, bus: Bus, detector: Detector | None = None) -> tuple[ServiceParts, Listener, Poller]:
+    db = Database(settings.service_state_dir("listener") / "listener.sqlite3", SCHEMA)
+    listener = Listener(db, bus, settings.bot_handles, detector or default_detector())
+    poller = Poller(listener, build_sources(settings), settings.listener_poll_seconds)
+
+    router = APIRouter(prefix="/v1", tags=["listener"])
+
+    @router.post("/mentions", response_model=IngestResult)
+    def post_mention(post: RawPost, response: Response) -> IngestResult:
+        """Inject a post (also usable as a webhook). 202 when a song mention went on the bus."""
+        result = listener.ingest(post)
+        response.status_code = 202 if result.status == IngestStatus.published else 200
+        return result
+
+    @router.get("/mentions/{platform}/{post_id}", response_model=IngestResult)
+    def get_mention(platform: str, post_id: str) -> IngestResult:
+        """What became of a post the listener has seen."""
+        result = listener.status(platform, post_id)
+        if result is None:
+            raise HTTPException(404, f"post {platform}/{post_id} has not been seen")
+        return result
+
+    parts = ServiceParts(
+        name="listener",
+        ready_checks={"database": db.ping},
+        routers=[router],
+        on_start=[poller.start],
+        on_stop=[poller.stop],
+    )
+    return parts, listener, poller
+
+
+def create(settings: Settings | None = None) -> FastAPI:
+    """uvicorn --factory deephype.listener.app:create"""
+    settings = settings or get_settings()
+    bus = build_bus(settings, connection_name="listener")
+    parts, _, _ = build(settings, bus)
+    return create_app(parts, bus)

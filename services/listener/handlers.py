@@ -1,0 +1,192 @@
+"""The listener's logic: a raw post in, at most one SongMention out, never the same post twice."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from deephype.common.bus import Bus, derive_id
+from deephype.common.contracts import Platform, SongMention, utcnow
+from deephype.common.db import Database
+
+log = logging.getLogger("deephype.listener")
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS posts (
+    platform TEXT NOT NULL,
+    post_id TEXT NOT NULL,
+    -- pending (mention not yet confirmed by the broker) | published | no_song | own_post
+    status TEXT NOT NULL,
+    message_id TEXT,
+    trace_id TEXT,
+    artist TEXT,
+    title TEXT,
+    seen_at TEXT NOT NULL,
+    PRIMARY KEY (platform, post_id)
+);
+CREATE TABLE IF NOT EXISTS cursors (source TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+
+
+class RawPost(BaseModel):
+    """A post as a source (or POST /v1/mentions) hands it to the listener."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    platform: Platform = Platform.http
+    post_id: str = Field(min_length=1, max_length=256)
+    author: str = Field(min_length=1, max_length=256)
+    text: str = Field(min_length=1, max_length=20_000)
+    url: str | None = Field(default=None, max_length=2048)
+    created_at: datetime | None = None
+    # The post mentions the bot: an on-demand request the poster may reply to.
+    mentions_bot: bool = False
+
+
+class IngestStatus(StrEnum):
+    published = "published"
+    no_song = "no_song"
+    duplicate = "duplicate"
+    own_post = "own_post"
+
+
+class IngestResult(BaseModel):
+    status: IngestStatus
+    platform: Platform
+    post_id: str
+    message_id: str | None = None
+    trace_id: str | None = None
+    artist: str | None = None
+    title: str | None = None
+
+
+Detector = Callable[[str], Any]  # text -> object with artist, title, spotify_track_id, confidence
+
+
+def default_detector() -> Detector:
+    from deephype.listener.detect import detect_song
+
+    return detect_song
+
+
+class Listener:
+    def __init__(self, db: Database, bus: Bus, bot_handles: Iterable[str], detector: Detector) -> None:
+        self.db = db
+        self.bus = bus
+        self.bot_handles = {handle.lower().lstrip("@") for handle in bot_handles}
+        self.detector = detector
+
+    def ingest(self, post: RawPost) -> IngestResult:
+        key = (post.platform.value, post.post_id)
+        [existing] = self.db.query("SELECT * FROM posts WHERE platform=? AND post_id=?", key) or [None]
+        if existing is not None and existing["status"] != "pending":
+            return IngestResult(
+                status=IngestStatus.duplicate,
+                platform=post.platform,
+                post_id=post.post_id,
+                message_id=existing["message_id"],
+                trace_id=existing["trace_id"],
+                artist=existing["artist"],
+                title=existing["title"],
+            )
+        if post.author.lower().lstrip("@") in self.bot_handles:
+            self._record(post, "own_post")
+            return IngestResult(status=IngestStatus.own_post, platform=post.platform, post_id=post.post_id)
+
+        detection = self.detector(post.text)
+        if not detection.artist or not detection.title:
+            self._record(post, "no_song")
+            return IngestResult(status=IngestStatus.no_song, platform=post.platform, post_id=post.post_id)
+
+        # The ids depend only on the post, so a post seen again (restart, webhook retry) makes the same
+        # message, which every later stage recognises as a duplicate.
+        message_id = derive_id("post", post.platform.value, post.post_id)
+        mention = SongMention(
+            message_id=message_id,
+            trace_id=message_id,
+            platform=post.platform,
+            post_id=post.post_id,
+            author=post.author,
+            text=post.text,
+            url=post.url,
+            artist=detection.artist,
+            title=detection.title,
+            spotify_track_id=detection.spotify_track_id,
+            detection_confidence=detection.confidence,
+            observed_at=post.created_at or utcnow(),
+            on_demand=post.mentions_bot,
+        )
+        # Recorded as pending first: if we crash before the broker confirms, the next sight of the post
+        # publishes it again instead of treating it as done.
+        self._record(post, "pending", mention)
+        self.bus.publish(mention)
+        self._record(post, "published", mention)
+        log.info(
+            "mention %s: %s - %s (%s %s)",
+            message_id,
+            mention.artist,
+            mention.title,
+            post.platform,
+            post.post_id,
+        )
+        return IngestResult(
+            status=IngestStatus.published,
+            platform=post.platform,
+            post_id=post.post_id,
+            message_id=message_id,
+            trace_id=mention.trace_id,
+            artist=mention.artist,
+            title=mention.title,
+        )
+
+    def _record(self, post: RawPost, status: str, mention: SongMention | None = None) -> None:
+        with self.db.transaction() as connection:
+            connection.execute(
+                "INSERT INTO posts (platform, post_id, status, message_id, trace_id, artist, title, seen_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (platform, post_id) DO UPDATE SET status=excluded.status",
+                (
+                    post.platform.value,
+                    post.post_id,
+                    status,
+                    mention and mention.message_id,
+                    mention and mention.trace_id,
+                    mention and mention.artist,
+                    mention and mention.title,
+                    utcnow().isoformat(),
+                ),
+            )
+
+    def status(self, platform: str, post_id: str) -> IngestResult | None:
+        rows = self.db.query("SELECT * FROM posts WHERE platform=? AND post_id=?", (platform, post_id))
+        if not rows:
+            return None
+        row = rows[0]
+        status = IngestStatus.published if row["status"] == "pending" else IngestStatus(row["status"])
+        return IngestResult(
+            status=status,
+            platform=Platform(row["platform"]),
+            post_id=row["post_id"],
+            message_id=row["message_id"],
+            trace_id=row["trace_id"],
+            artist=row["artist"],
+            title=row["title"],
+        )
+
+    # --- cursors, so a restarted source never re-reads what it has handled ---
+
+    def cursor(self, source: str) -> str | None:
+        rows = self.db.query("SELECT value FROM cursors WHERE source=?", (source,))
+        return rows[0]["value"] if rows else None
+
+    def save_cursor(self, source: str, value: str) -> None:
+        with self.db.transaction() as connection:
+            connection.execute(
+                "INSERT INTO cursors (source, value) VALUES (?, ?)"
+                " ON CONFLICT (source) DO UPDATE SET value=excluded.value",
+                (source, value),
+            )

@@ -1,0 +1,262 @@
+"""Song detection in posts: a table of posts we wrote ourselves, with the exact artist and title expected
+(None, None when the post names no song), plus property tests and the CLI over stdin."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from deephype.listener.detect import Detection, detect_song
+
+TRACK_ID = "4uLU6hMCjMI75M1A2tKUQC"
+NO_SONG: tuple[None, None] = (None, None)
+
+POSITIVES: list[tuple[str, tuple[str, str]]] = [
+    # "Artist - Title" with every dash
+    ("Now playing: Radiohead - Creep", ("Radiohead", "Creep")),
+    ("#np Daft Punk – Digital Love", ("Daft Punk", "Digital Love")),
+    ("#NowPlaying Massive Attack — Teardrop", ("Massive Attack", "Teardrop")),
+    ("#nowplaying Portishead ‒ Roads", ("Portishead", "Roads")),
+    ("Now playing: Björk − Jóga", ("Björk", "Jóga")),
+    ("np: The Cure -- Pictures of You", ("The Cure", "Pictures of You")),
+    ("listening to Fleetwood Mac - Dreams on a rainy Sunday", ("Fleetwood Mac", "Dreams")),
+    ("Can't stop playing Tame Impala - The Less I Know the Better", ("Tame Impala", "The Less I Know the Better")),
+    ("now playing radiohead - karma police", ("radiohead", "karma police")),
+    ("#np Prince - 1999", ("Prince", "1999")),
+    # quotes of every kind
+    ('New single! Phoebe Bridgers - "Kyoto"', ("Phoebe Bridgers", "Kyoto")),
+    ("Wolf Alice – “Don't Delete the Kisses” 🎧", ("Wolf Alice", "Don't Delete the Kisses")),
+    ("Khruangbin - 'Maria También' on repeat", ("Khruangbin", "Maria También")),
+    ("Stromae - «Alors on danse» 🎶", ("Stromae", "Alors on danse")),
+    ("Rammstein - „Sonne“ is still the heaviest song", ("Rammstein", "Sonne")),
+    ("Air - ‘La Femme d'Argent’ 🎵", ("Air", "La Femme d'Argent")),
+    ("“Bad Guy” by Billie Eilish is a banger", ("Billie Eilish", "Bad Guy")),
+    ('"Midnight City" by M83 never gets old', ("M83", "Midnight City")),
+    ("‘Heroes’ by David Bowie, what a song", ("David Bowie", "Heroes")),
+    ("«La Vie en rose» by Édith Piaf 🌹", ("Édith Piaf", "La Vie en rose")),
+    ("„Da Da Da“ by Trio on the radio", ("Trio", "Da Da Da")),
+    ("Loving Lorde's 'Royals' today", ("Lorde", "Royals")),
+    ("Kendrick Lamar’s “Alright” still hits", ("Kendrick Lamar", "Alright")),
+    ('Caribou\'s new single "Never Come Back" is gorgeous', ("Caribou", "Never Come Back")),
+    ("The Strokes' 'Reptilia' forever", ("The Strokes", "Reptilia")),
+    ("“Digital Witness” — St. Vincent", ("St. Vincent", "Digital Witness")),
+    # cue + "Title by Artist"
+    ("Now playing: Teardrop by Massive Attack", ("Massive Attack", "Teardrop")),
+    ("listening to Hounds of Love by Kate Bush", ("Kate Bush", "Hounds of Love")),
+    # featuring, remixes, edits, live, video suffixes
+    ("#np Calvin Harris - Feels (feat. Pharrell Williams)", ("Calvin Harris", "Feels")),
+    ("Now playing: Gorillaz ft. De La Soul - Feel Good Inc.", ("Gorillaz", "Feel Good Inc")),
+    ("#np Major Lazer featuring MØ - Lean On", ("Major Lazer", "Lean On")),
+    ("New track: Disclosure - Latch ft. Sam Smith", ("Disclosure", "Latch")),
+    ("#np Robyn - Dancing On My Own (Kygo Remix)", ("Robyn", "Dancing On My Own")),
+    ("Now playing: Lana Del Rey - Summertime Sadness [Cedric Gervais Remix]", ("Lana Del Rey", "Summertime Sadness")),
+    ("#np Justice - D.A.N.C.E. - Radio Edit", ("Justice", "D.A.N.C.E")),
+    ("Now playing: Nirvana - Lithium (Live at Reading 1992)", ("Nirvana", "Lithium")),
+    (
+        "Arctic Monkeys - Do I Wanna Know? [Official Video] youtube.com/watch?v=bpOSxM0rNPM",
+        ("Arctic Monkeys", "Do I Wanna Know"),
+    ),
+    ("#np Queen - Bohemian Rhapsody - Remastered 2011", ("Queen", "Bohemian Rhapsody")),
+    ("Now playing: Moby - Porcelain (Official Music Video)", ("Moby", "Porcelain")),
+    ("#np Aphex Twin - Avril 14th - Live", ("Aphex Twin", "Avril 14th")),
+    # emoji, hashtags, mentions
+    ("🎶🎶 Now playing: Kraftwerk - The Model 🎶 #synth #80s", ("Kraftwerk", "The Model")),
+    ("🔥 #np Little Simz - Venom 🔥 #rap", ("Little Simz", "Venom")),
+    ("#NowPlaying @Beyonce - Halo", ("Beyonce", "Halo")),
+    ("Sunday morning vibes ☀️ listening to Nick Drake - Pink Moon 🌙", ("Nick Drake", "Pink Moon")),
+    # Spotify links
+    (f"#np Toto - Africa https://open.spotify.com/track/{TRACK_ID}?si=abc", ("Toto", "Africa")),
+    (f"This song 🎧 Röyksopp - Eple spotify:track:{TRACK_ID}", ("Röyksopp", "Eple")),
+    (f"Sade - Smooth Operator open.spotify.com/intl-de/track/{TRACK_ID}", ("Sade", "Smooth Operator")),
+    # music words as cues
+    ("New single from Japanese Breakfast - Be Sweet out now", ("Japanese Breakfast", "Be Sweet")),
+    ("Track of the day: Bonobo - Kerala", ("Bonobo", "Kerala")),
+    ("Song of the week: Mitski - Nobody", ("Mitski", "Nobody")),
+    ("What a tune. Jamie xx - Gosh", ("Jamie xx", "Gosh")),
+    ("Just discovered this song 💿 Sufjan Stevens - Chicago", ("Sufjan Stevens", "Chicago")),
+    ("#np Caribou - Sun", ("Caribou", "Sun")),
+    ("Now playing Jay-Z - 99 Problems", ("Jay-Z", "99 Problems")),
+    ("Sigur Rós – Hoppípolla #nowplaying", ("Sigur Rós", "Hoppípolla")),
+    ("#np The Cure - Friday I'm in Love", ("The Cure", "Friday I'm in Love")),
+    ("“Lemon Glow” by **Beach House** came out of nowhere", ("Beach House", "Lemon Glow")),
+    ("Kids are dictators in Young Fathers' new video “Toy”", ("Young Fathers", "Toy")),
+    ("LOVE SICK – ‘Hope’ 🎶", ("LOVE SICK", "Hope")),
+    ("New Single: Anoraak – Odds Are Good", ("Anoraak", "Odds Are Good")),
+    ("Sigrid (NO) – “Raw”", ("Sigrid", "Raw")),
+    ("New single: The Hails – Younger (2018)", ("The Hails", "Younger")),
+    ("Wren Ashby’s New Single “Ace’s Low” is About Leaving – Some Magazine", ("Wren Ashby", "Ace’s Low")),
+]
+
+NEGATIVES: list[str] = [
+    "Arsenal 2 - 1 Chelsea",
+    "Full time: Arsenal 2 – 1 Chelsea, what a match",
+    "Lakers - Celtics tonight",
+    "Lakers - Celtics tonight, who's watching the game?",
+    "Open Mon - Fri 9-5",
+    "Meeting 10:00 - 11:30 in room B",
+    "Shift: 9am - 5pm",
+    "Festival dates: June 3 - June 6",
+    "Tickets $10 - $15 at the door",
+    "Pages 10 - 20 for tomorrow",
+    "Q&A - live now",
+    "Q&A - live now! Ask me anything about the new album",
+    "Shopping list: eggs - milk - bread",
+    "1. Coffee - Black\n2. Tea - Green",
+    "Pros - cons of this track are hard to explain",
+    "London - Paris in 2 hours by train",
+    "Monday - Friday we are open",
+    "2024 - a year to remember",
+    "Great photo by Jane Doe",
+    "Best Western - Hotel Review",
+    "I think - maybe - we should go",
+    "Version 2.0 - release notes",
+    "Score: 3 - 0 to the home side",
+    "Sale: 20% - 50% off everything",
+    "Happy birthday to my sister - love you",
+    "Stuck in traffic - again",
+    "Before - After photos of the kitchen 🎶",
+    "Listening to the podcast - episode 4 is great",
+    "“Hello” by a stranger on the bus",
+    "Radiohead - OK Computer (album) on repeat",
+    "Album review: Taylor Swift - Midnights",
+    "Setlist: Creep - Karma Police - No Surprises",
+    "TONIGHT: Lakers - Celtics 🏀",
+    "Rehearsal 7 - 9pm tonight, bring your guitar 🎸",
+    "Tour dates: April 23 - Portland, ME @ The Harbor Room w/ Quiet Static 🎸",
+    "Live Dates 28 April - Are You Listening?",
+    "Listen to 'Low Beam' - below:",
+    "Back on the new track - Goldfinch's",
+    "the group's new single “Harbour” 🎶",
+    "Get the new song “Harbour” by clicking here",
+    "",
+    "🎶🎶🎶",
+    "#np",
+    "Now playing:",
+    f"https://open.spotify.com/track/{TRACK_ID}",
+    "Watch the stream https://www.youtube.com/watch?v=dQw4w9WgXcQ",
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), POSITIVES)
+def test_detects_the_song(text: str, expected: tuple[str, str]) -> None:
+    detection = detect_song(text)
+    assert (detection.artist, detection.title) == expected
+    assert 0 < detection.confidence <= 1
+
+
+@pytest.mark.parametrize("text", NEGATIVES)
+def test_does_not_fire(text: str) -> None:
+    detection = detect_song(text)
+    assert (detection.artist, detection.title) == NO_SONG
+    assert detection.confidence == 0
+
+
+def test_table_is_big_enough() -> None:
+    assert len(POSITIVES) + len(NEGATIVES) >= 60
+    assert len(NEGATIVES) >= 20
+
+
+def test_precision_and_recall_over_the_table(capsys: pytest.CaptureFixture[str]) -> None:
+    """Printed for the record (pytest -s); the exact-match tests above are what must hold."""
+    true_pos = false_pos = false_neg = 0
+    for text, expected in POSITIVES:
+        found = detect_song(text)
+        if (found.artist, found.title) == expected:
+            true_pos += 1
+        elif found.artist is None:
+            false_neg += 1
+        else:
+            false_pos += 1  # a wrong song is worse than none
+    for text in NEGATIVES:
+        if detect_song(text).artist is not None:
+            false_pos += 1
+    precision = true_pos / max(true_pos + false_pos, 1)
+    recall = true_pos / len(POSITIVES)
+    with capsys.disabled():
+        print(
+            f"\ndetect table: {len(POSITIVES)} positives, {len(NEGATIVES)} negatives; "
+            f"precision {precision:.3f}, recall {recall:.3f}"
+        )
+    assert precision == 1.0
+    assert recall == 1.0
+
+
+def test_spotify_link_gives_the_track_id() -> None:
+    detection = detect_song(f"#np Toto - Africa https://open.spotify.com/track/{TRACK_ID}?si=x")
+    assert detection.spotify_track_id == TRACK_ID
+    assert detect_song(f"Toto - Africa spotify:track:{TRACK_ID}").spotify_track_id == TRACK_ID
+    # A link alone names no artist or title, but the id is still reported.
+    only_link = detect_song(f"https://open.spotify.com/track/{TRACK_ID}")
+    assert only_link.spotify_track_id == TRACK_ID and only_link.artist is None
+
+
+def test_two_different_spotify_tracks_give_no_id() -> None:
+    other = "7ouMYWpwJ422jRcDASZB7P"
+    detection = detect_song(f"#np Toto - Africa open.spotify.com/track/{TRACK_ID} open.spotify.com/track/{other}")
+    assert detection.spotify_track_id is None
+
+
+def test_youtube_link_is_ignored() -> None:
+    detection = detect_song("Moby - Porcelain (Official Video) https://youtu.be/IJWlBfo5Oj0 🎶")
+    assert (detection.artist, detection.title) == ("Moby", "Porcelain")
+    assert detection.spotify_track_id is None
+
+
+def test_more_cues_more_confidence() -> None:
+    plain = detect_song("Daft Punk - Digital Love 🎶")
+    quoted = detect_song("Daft Punk - “Digital Love” 🎶")
+    strong = detect_song("#np Daft Punk - “Digital Love”")
+    linked = detect_song(f"#np Daft Punk - “Digital Love” open.spotify.com/track/{TRACK_ID}")
+    assert plain.artist == quoted.artist == strong.artist == linked.artist == "Daft Punk"
+    assert plain.confidence < quoted.confidence < strong.confidence < linked.confidence
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.text(max_size=300))
+def test_never_crashes_and_never_returns_empty_strings(text: str) -> None:
+    detection = detect_song(text)
+    assert isinstance(detection, Detection)
+    assert (detection.artist is None) == (detection.title is None)
+    if detection.artist is not None:
+        assert detection.artist.strip() and detection.title and detection.title.strip()
+    assert 0 <= detection.confidence <= 1
+
+
+SONG_PIECES = [" - ", " by ", "#np ", "Now playing: ", "feat. ", " (Remix)", " - Radio Edit", "'s ", "listening to "]
+SONG_ALPHABET = st.sampled_from([*"abcXYZ '\"“”‘’«»„-–—‒−()[]#@:.!?&0123456789🎶🔥 \n", *SONG_PIECES])
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(SONG_ALPHABET, max_size=40).map("".join))
+def test_song_shaped_noise_never_returns_empty_strings(text: str) -> None:
+    detection = detect_song(text)
+    if detection.artist is not None:
+        assert detection.artist.strip() and detection.title and detection.title.strip()
+
+
+def _deephype() -> str:
+    return str(Path(sys.executable).with_name("deephype"))
+
+
+def test_cli_reads_stdin_and_writes_json_lines() -> None:
+    posts = [
+        "Now playing: Radiohead - Creep 🎶",
+        "Arsenal 2 - 1 Chelsea",
+        f"#np Toto - Africa spotify:track:{TRACK_ID}",
+    ]
+    result = subprocess.run(
+        [_deephype(), "detect"], input="\n".join(posts) + "\n", capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    assert len(rows) == 3
+    assert set(rows[0]) == {"artist", "title", "spotify_track_id", "confidence"}
+    assert (rows[0]["artist"], rows[0]["title"]) == ("Radiohead", "Creep")
+    assert rows[1] == {"artist": None, "title": None, "spotify_track_id": None, "confidence": 0.0}
+    assert (rows[2]["artist"], rows[2]["title"], rows[2]["spotify_track_id"]) == ("Toto", "Africa", TRACK_ID)
