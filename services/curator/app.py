@@ -1,0 +1,295 @@
+"""Curator service: stores candidates, emails the curator, serves the review page and a JSON API."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import threading
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, FastAPI, Form, Header, HTTPException, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+from jinja2 import Environment, PackageLoader, select_autoescape
+from pydantic import BaseModel, Field
+
+from deephype.common.bus import Bus, Subscription, build_bus
+from deephype.common.contracts import Candidates, PublishedPost
+from deephype.common.db import Database
+from deephype.common.service import ServiceParts, create_app
+from deephype.common.settings import Settings, get_settings
+from deephype.curator.auth import SESSION_COOKIE, SESSION_MAX_AGE, Auth, Session, TokenError
+from deephype.curator.email import EmailSender, build_sender
+from deephype.curator.handlers import make_candidates_handler, make_published_handler
+from deephype.curator.store import SCHEMA, AlreadyDecided, CuratorStore, NotFound
+
+log = logging.getLogger("deephype.curator")
+
+templates = Jinja2Templates(
+    env=Environment(loader=PackageLoader("deephype.curator", "templates"), autoescape=select_autoescape(["html"]))
+)
+
+
+class ApproveRequest(BaseModel):
+    candidate_id: str = Field(min_length=1, max_length=64)
+    text: str | None = Field(default=None, min_length=1, max_length=2000)
+
+
+class ApprovalSender:
+    """Publishes approvals; ones that could not be published (broker down) are retried from the store."""
+
+    def __init__(self, store: CuratorStore, bus: Bus, interval: float = 5.0) -> None:
+        self.store, self.bus, self.interval = store, bus, interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="curator-approvals", daemon=True)
+
+    def send_pending(self) -> int:
+        sent = 0
+        # Give the normal path (publish right after the decision, or the handler's own output) time first.
+        for approval in self.store.unsent_approvals(older_than_seconds=self.interval):
+            self.bus.publish(approval)
+            self.store.mark_approval_sent(approval.message_id)
+            sent += 1
+        return sent
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                self.send_pending()
+            except Exception:
+                log.exception("could not send pending approvals; trying again")
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
+def build(settings: Settings, bus: Bus, sender: EmailSender | None = None) -> tuple[ServiceParts, CuratorStore, Auth]:
+    db = Database(settings.service_state_dir("curator") / "curator.sqlite3", SCHEMA)
+    store = CuratorStore(db)
+    auth = Auth(settings)
+    sender = sender or build_sender(settings)
+    approvals = ApprovalSender(store, bus)
+    reply_platform = settings.poster_platform
+
+    def approve(set_id: str, candidate_id: str, text: str | None, by: str) -> None:
+        approval = store.approve(set_id, candidate_id, text, by=by, reply_platform=reply_platform)
+        try:
+            bus.publish(approval)
+            store.mark_approval_sent(approval.message_id)
+        except Exception:
+            log.exception("approval %s stored; the broker did not take it yet, it will be resent", approval.message_id)
+
+    # --- JSON API (bearer password) ---
+
+    def require_bearer(authorization: Annotated[str | None, Header()] = None) -> None:
+        scheme, _, value = (authorization or "").partition(" ")
+        if scheme.lower() != "bearer" or not auth.check_password(value):
+            raise HTTPException(
+                401, "send Authorization: Bearer <curator password>", headers={"WWW-Authenticate": "Bearer"}
+            )
+
+    api = APIRouter(prefix="/v1", tags=["curator"], dependencies=[Depends(require_bearer)])
+
+    @api.get("/songs")
+    def list_songs(
+        status: Literal["pending", "approved", "rejected", "published"] | None = None,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    ) -> list[dict[str, Any]]:
+        return [song.as_json() for song in store.songs(status, limit)]
+
+    @api.get("/songs/{set_id}")
+    def get_song(set_id: str) -> dict[str, Any]:
+        try:
+            return store.song(set_id).as_json()
+        except NotFound as exc:
+            raise HTTPException(404, str(exc)) from exc
+
+    @api.post("/songs/{set_id}/approve")
+    def approve_song(set_id: str, body: ApproveRequest) -> dict[str, Any]:
+        try:
+            approve(set_id, body.candidate_id, body.text, "curator-api")
+        except NotFound as exc:
+            raise HTTPException(404, str(exc)) from exc
+        except AlreadyDecided as exc:
+            raise HTTPException(409, str(exc)) from exc
+        except ValueError as exc:
+            raise HTTPException(422, str(exc)) from exc
+        return store.song(set_id).as_json()
+
+    @api.post("/songs/{set_id}/reject")
+    def reject_song(set_id: str) -> dict[str, Any]:
+        try:
+            store.reject(set_id, by="curator-api")
+        except NotFound as exc:
+            raise HTTPException(404, str(exc)) from exc
+        except AlreadyDecided as exc:
+            raise HTTPException(409, str(exc)) from exc
+        return store.song(set_id).as_json()
+
+    @api.get("/decisions")
+    def decisions() -> list[dict[str, Any]]:
+        """Approved and rejected texts (the LC-GAN 'approval' value learns from these)."""
+        return store.decisions()
+
+    # --- the review page (cookie session + CSRF) ---
+
+    pages = APIRouter(tags=["review page"])
+
+    def current_session(request: Request) -> Session | None:
+        return auth.load_session(request.cookies.get(SESSION_COOKIE))
+
+    def render(request: Request, name: str, session: Session, status_code: int = 200, **context: Any) -> Response:
+        response = templates.TemplateResponse(request, name, {"session": session, **context}, status_code=status_code)
+        _set_session(response, session)
+        return response
+
+    def _set_session(response: Response, session: Session) -> None:
+        response.set_cookie(
+            SESSION_COOKIE,
+            auth.dump_session(session),
+            max_age=SESSION_MAX_AGE,
+            httponly=True,
+            samesite="lax",
+            secure=settings.public_url.startswith("https://"),
+        )
+
+    def check_csrf(session: Session | None, csrf: str) -> Session:
+        if session is None or not secrets.compare_digest(session.csrf.encode(), csrf.encode()):
+            raise HTTPException(403, "the form expired or did not come from this site (CSRF check failed)")
+        return session
+
+    def message(request: Request, session: Session, heading: str, text: str, status_code: int) -> Response:
+        return render(request, "message.html", session, status_code=status_code, heading=heading, text=text)
+
+    @pages.get("/", response_class=HTMLResponse)
+    def index(request: Request, status: str = "pending", flash: str | None = None) -> Response:
+        session = current_session(request)
+        if session is None or session.user != "curator":
+            if session is not None and session.song:
+                return RedirectResponse(f"/songs/{session.song}", status_code=303)
+            return RedirectResponse("/login", status_code=303)
+        songs = store.songs(None if status == "all" else status)
+        return render(request, "index.html", session, songs=songs, flash=flash)
+
+    @pages.get("/login", response_class=HTMLResponse)
+    def login_page(request: Request) -> Response:
+        session = current_session(request) or auth.new_session()
+        return render(request, "login.html", session, login_enabled=auth.login_enabled)
+
+    @pages.post("/login")
+    def login(request: Request, password: Annotated[str, Form()], csrf: Annotated[str, Form()]) -> Response:
+        check_csrf(current_session(request), csrf)
+        if not auth.check_password(password):
+            session = auth.new_session()
+            return render(
+                request,
+                "login.html",
+                session,
+                status_code=401,
+                login_enabled=auth.login_enabled,
+                flash="Wrong password.",
+                flash_kind="error",
+            )
+        response = RedirectResponse("/", status_code=303)
+        _set_session(response, auth.new_session(user="curator"))  # a fresh session (and CSRF token) on login
+        return response
+
+    @pages.post("/logout")
+    def logout(request: Request, csrf: Annotated[str, Form()]) -> Response:
+        check_csrf(current_session(request), csrf)
+        response = RedirectResponse("/login", status_code=303)
+        response.delete_cookie(SESSION_COOKIE)
+        return response
+
+    @pages.get("/review/{token}", response_class=HTMLResponse)
+    def review_link(request: Request, token: str) -> Response:
+        """The link in the email. Opening it (as mail scanners do) only shows the page; it decides nothing."""
+        session = auth.new_session()
+        try:
+            set_id, token_id = auth.read_review_token(token)
+        except TokenError as exc:
+            return message(request, session, "Link not valid", str(exc), 403)
+        if store.token_used(token_id):
+            return message(request, session, "Link already used", "This review link was used already.", 403)
+        response = RedirectResponse(f"/songs/{set_id}", status_code=303)
+        _set_session(response, auth.new_session(song=set_id, token_id=token_id))
+        return response
+
+    def page_session(request: Request, set_id: str) -> Session:
+        session = current_session(request)
+        if session is None or not session.may_see(set_id):
+            raise HTTPException(303, headers={"Location": "/login"})
+        return session
+
+    @pages.get("/songs/{set_id}", response_class=HTMLResponse)
+    def song_page(request: Request, set_id: str, flash: str | None = None) -> Response:
+        session = page_session(request, set_id)
+        try:
+            song = store.song(set_id)
+        except NotFound as exc:
+            return message(request, session, "Not found", str(exc), 404)
+        return render(request, "song.html", session, song=song, flash=flash)
+
+    def decide(request: Request, set_id: str, csrf: str, action: Any) -> Response:
+        session = check_csrf(page_session(request, set_id), csrf)
+        # A review link is single-use: the first decision spends it.
+        if session.user != "curator" and (session.token_id is None or not store.use_token(session.token_id)):
+            return message(request, session, "Link already used", "This review link was used already.", 403)
+        by = "curator" if session.user == "curator" else "review-link"
+        try:
+            done = action(by)
+        except NotFound as exc:
+            return message(request, session, "Not found", str(exc), 404)
+        except AlreadyDecided as exc:
+            return message(request, session, "Already decided", str(exc), 409)
+        except ValueError as exc:
+            return message(request, session, "Cannot approve", str(exc), 422)
+        return RedirectResponse(f"/songs/{set_id}?flash={done}", status_code=303)
+
+    @pages.post("/songs/{set_id}/approve")
+    def approve_form(
+        request: Request,
+        set_id: str,
+        csrf: Annotated[str, Form()],
+        candidate_id: Annotated[str, Form()],
+        text: Annotated[str, Form()],
+    ) -> Response:
+        return decide(
+            request,
+            set_id,
+            csrf,
+            lambda by: approve(set_id, candidate_id, text, by) or "Approved: it will be posted shortly.",
+        )
+
+    @pages.post("/songs/{set_id}/reject")
+    def reject_form(request: Request, set_id: str, csrf: Annotated[str, Form()]) -> Response:
+        return decide(request, set_id, csrf, lambda by: store.reject(set_id, by=by) or "Rejected.")
+
+    parts = ServiceParts(
+        name="curator",
+        subscriptions=[
+            Subscription(
+                "curator",
+                {
+                    Candidates: make_candidates_handler(store, sender, auth, settings, reply_platform=reply_platform),
+                    PublishedPost: make_published_handler(store),
+                },
+            )
+        ],
+        ready_checks={"database": db.ping},
+        routers=[api, pages],
+        on_start=[approvals.start],
+        on_stop=[approvals.stop],
+    )
+    return parts, store, auth
+
+
+def create(settings: Settings | None = None) -> FastAPI:
+    """uvicorn --factory deephype.curator.app:create"""
+    settings = settings or get_settings()
+    bus = build_bus(settings, connection_name="curator")
+    parts, _, _ = build(settings, bus)
+    return create_app(parts, bus)

@@ -1,0 +1,90 @@
+"""Who may decide: the curator (password login, or the API's bearer password) or the holder of a signed,
+expiring, single-use review link bound to one song. Sessions are signed cookies carrying a CSRF token
+that every form must echo back."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from dataclasses import dataclass
+
+from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+
+from deephype.common.settings import Settings
+
+log = logging.getLogger("deephype.curator.auth")
+
+SESSION_COOKIE = "deephype_session"
+SESSION_MAX_AGE = 12 * 3600
+
+
+@dataclass(frozen=True)
+class Session:
+    csrf: str
+    user: str | None = None  # "curator" once logged in
+    song: str | None = None  # set when the session came from a review link: that song only
+    token_id: str | None = None
+
+    def may_see(self, set_id: str) -> bool:
+        return self.user == "curator" or self.song == set_id
+
+    @property
+    def logged_in(self) -> bool:
+        return self.user is not None or self.song is not None
+
+
+class TokenError(Exception):
+    """A review link that is forged, expired or already used."""
+
+
+class Auth:
+    def __init__(self, settings: Settings) -> None:
+        secret = settings.curator_secret_key.get_secret_value()
+        if not secret:
+            # Without a configured key, sessions and links last only as long as this process.
+            log.warning("DEEPHYPE_CURATOR_SECRET_KEY is not set: review links and sessions end with this process")
+            secret = secrets.token_urlsafe(32)
+        self._serializer = URLSafeTimedSerializer(secret, salt="deephype-curator")
+        self._password = settings.curator_password.get_secret_value()
+        self.token_max_age = settings.curator_token_max_age_seconds
+
+    @property
+    def login_enabled(self) -> bool:
+        return bool(self._password)
+
+    def check_password(self, password: str) -> bool:
+        return self.login_enabled and secrets.compare_digest(password.encode(), self._password.encode())
+
+    # --- sessions (cookies) ---
+
+    def new_session(self, **fields: str | None) -> Session:
+        return Session(csrf=secrets.token_urlsafe(24), **fields)  # type: ignore[arg-type]
+
+    def dump_session(self, session: Session) -> str:
+        return self._serializer.dumps(session.__dict__, salt="session")
+
+    def load_session(self, cookie: str | None) -> Session | None:
+        if not cookie:
+            return None
+        try:
+            data = self._serializer.loads(cookie, salt="session", max_age=SESSION_MAX_AGE)
+            return Session(**data)
+        except (BadSignature, TypeError):
+            return None
+
+    # --- review links ---
+
+    def review_token(self, set_id: str) -> str:
+        return self._serializer.dumps({"song": set_id, "id": secrets.token_urlsafe(12)}, salt="review-link")
+
+    def read_review_token(self, token: str) -> tuple[str, str]:
+        """(set_id, token_id) of a valid link; TokenError says why not."""
+        try:
+            data = self._serializer.loads(token, salt="review-link", max_age=self.token_max_age)
+        except SignatureExpired as exc:
+            raise TokenError("this review link has expired") from exc
+        except BadSignature as exc:
+            raise TokenError("this review link is not valid") from exc
+        if not isinstance(data, dict) or not isinstance(data.get("song"), str) or not isinstance(data.get("id"), str):
+            raise TokenError("this review link is not valid")
+        return data["song"], data["id"]

@@ -1,0 +1,116 @@
+"""Tell the curator there is something to review: one email per song, every candidate, one link.
+
+Backends behind one interface: a local outbox folder (default, offline), SMTP, and SendGrid (no free plan,
+so SMTP must work as well). Mail scanners open links, so the link only opens the review page; nothing is
+ever approved by a GET.
+"""
+
+from __future__ import annotations
+
+import logging
+import smtplib
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Protocol
+
+from jinja2 import Environment, PackageLoader, select_autoescape
+
+from deephype.common.settings import Settings
+from deephype.curator.store import SongView
+
+log = logging.getLogger("deephype.curator.email")
+
+_templates = Environment(loader=PackageLoader("deephype.curator", "templates"), autoescape=select_autoescape(["html"]))
+
+
+class EmailError(Exception):
+    """Sending failed; the bus retries the message."""
+
+
+class EmailSender(Protocol):
+    def send(self, message: EmailMessage) -> None: ...
+
+
+def compose(song: SongView, review_url: str, settings: Settings) -> EmailMessage:
+    message = EmailMessage()
+    message["Subject"] = f"[deephype] {len(song.candidates)} candidates for {song.artist} - {song.title}"
+    message["From"] = settings.curator_email_from
+    message["To"] = settings.curator_email_to
+    message["X-Deephype-Song"] = song.set_id
+    context = {"song": song, "review_url": review_url}
+    message.set_content(_templates.get_template("email.txt").render(context))
+    message.add_alternative(_templates.get_template("email.html").render(context), subtype="html")
+    return message
+
+
+class OutboxSender:
+    """Writes each email as an .eml file: the offline default, and what the demo shows."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        folder.mkdir(parents=True, exist_ok=True)
+
+    def send(self, message: EmailMessage) -> None:
+        name = f"{message['X-Deephype-Song']}.eml"
+        temporary = self.folder / f".{name}.tmp"
+        temporary.write_bytes(bytes(message))
+        temporary.replace(self.folder / name)
+
+
+class SmtpSender:
+    def __init__(self, settings: Settings, timeout: float = 30.0) -> None:
+        self.settings = settings
+        self.timeout = timeout
+
+    def send(self, message: EmailMessage) -> None:
+        s = self.settings
+        try:
+            with smtplib.SMTP(s.smtp_host, s.smtp_port, timeout=self.timeout) as smtp:
+                if s.smtp_starttls:
+                    smtp.starttls()
+                if s.smtp_username:
+                    smtp.login(s.smtp_username, s.smtp_password.get_secret_value())
+                smtp.send_message(message)
+        except (smtplib.SMTPException, OSError) as exc:
+            raise EmailError(f"SMTP {s.smtp_host}:{s.smtp_port} failed: {exc}") from exc
+
+
+class SendGridSender:
+    def __init__(self, settings: Settings, timeout: float = 30.0) -> None:
+        from sendgrid import SendGridAPIClient
+
+        self.client = SendGridAPIClient(
+            api_key=settings.sendgrid_api_key.get_secret_value(), host=settings.sendgrid_base_url
+        )
+        self.client.client.timeout = timeout  # the library would wait forever
+
+    def send(self, message: EmailMessage) -> None:
+        from python_http_client.exceptions import HTTPError
+        from sendgrid.helpers.mail import Content, Mail
+
+        text = message.get_body(("plain",))
+        html = message.get_body(("html",))
+        mail = Mail(from_email=message["From"], to_emails=message["To"], subject=message["Subject"])
+        if text is not None:
+            mail.add_content(Content("text/plain", text.get_content()))
+        if html is not None:
+            mail.add_content(Content("text/html", html.get_content()))
+        try:
+            response = self.client.send(mail)
+        except HTTPError as exc:
+            raise EmailError(f"SendGrid answered {exc.status_code}: {exc.body!r}") from exc
+        except OSError as exc:
+            raise EmailError(f"SendGrid unreachable: {exc}") from exc
+        if response.status_code >= 300:
+            raise EmailError(f"SendGrid answered {response.status_code}")
+
+
+def build_sender(settings: Settings) -> EmailSender:
+    backend = settings.curator_email_backend
+    if backend == "outbox":
+        return OutboxSender(settings.service_state_dir("curator") / "outbox")
+    if backend == "smtp":
+        return SmtpSender(settings)
+    if backend == "sendgrid":
+        return SendGridSender(settings)
+    raise ValueError(f"unknown curator_email_backend {backend!r} (outbox, smtp or sendgrid)")

@@ -1,0 +1,296 @@
+"""The curator's records: candidate sets per song, the human's decisions, and the approvals to send.
+
+Every write is keyed so that a redelivered message changes nothing: a candidate set is stored once per
+message id, a song is decided once (pending → approved | rejected), and an approval's id is derived from
+the set, so even a double click yields one approval and the poster publishes once.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from deephype.common.bus import derive_id
+from deephype.common.contracts import Approval, Candidates, PublishedPost, ReplyTarget, utcnow
+from deephype.common.db import Database
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS songs (
+    set_id TEXT PRIMARY KEY,             -- the Candidates message id
+    trace_id TEXT NOT NULL,
+    artist TEXT NOT NULL,
+    title TEXT NOT NULL,
+    genres TEXT NOT NULL,                -- JSON list
+    message TEXT NOT NULL,               -- the Candidates message, JSON
+    model TEXT NOT NULL,
+    status TEXT NOT NULL,                -- pending | approved | rejected | published
+    created_at TEXT NOT NULL,
+    emailed_at TEXT,
+    decided_at TEXT,
+    approval_id TEXT,
+    approval TEXT,                       -- the Approval message, JSON (an outbox until sent)
+    approval_sent_at TEXT,
+    post_platform TEXT,
+    post_id TEXT,
+    post_url TEXT,
+    published_at TEXT
+);
+CREATE INDEX IF NOT EXISTS songs_status ON songs (status, created_at);
+CREATE TABLE IF NOT EXISTS candidates (
+    candidate_id TEXT PRIMARY KEY,
+    set_id TEXT NOT NULL REFERENCES songs (set_id),
+    rank INTEGER NOT NULL,
+    text TEXT NOT NULL,
+    score REAL NOT NULL,
+    scores TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS candidates_set ON candidates (set_id, rank);
+CREATE TABLE IF NOT EXISTS decisions (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    set_id TEXT NOT NULL,
+    candidate_id TEXT,
+    decision TEXT NOT NULL,              -- approved | rejected
+    text TEXT,                           -- the candidate's text as generated
+    final_text TEXT,                     -- what the curator approved (maybe edited)
+    edited INTEGER NOT NULL DEFAULT 0,
+    decided_by TEXT NOT NULL,
+    decided_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS used_tokens (token_id TEXT PRIMARY KEY, used_at TEXT NOT NULL);
+"""
+
+
+class AlreadyDecided(Exception):
+    """The song was approved or rejected already."""
+
+
+class NotFound(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class CandidateView:
+    candidate_id: str
+    rank: int
+    text: str
+    score: float
+    scores: dict[str, float]
+
+
+@dataclass(frozen=True)
+class SongView:
+    set_id: str
+    trace_id: str
+    artist: str
+    title: str
+    genres: list[str]
+    status: str
+    model: str
+    created_at: str
+    mention_text: str
+    mention_url: str | None
+    mention_author: str
+    candidates: list[CandidateView]
+    approval_id: str | None
+    post_url: str | None
+    published_at: str | None
+
+    def as_json(self) -> dict[str, Any]:
+        return {**self.__dict__, "candidates": [c.__dict__ for c in self.candidates]}
+
+
+class CuratorStore:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def add_candidates(self, message: Candidates) -> bool:
+        """Store a candidate set; False when it was stored before (a redelivery)."""
+        song = message.enriched.song
+        with self.db.transaction() as connection:
+            inserted = connection.execute(
+                "INSERT OR IGNORE INTO songs (set_id, trace_id, artist, title, genres, message, model, status,"
+                " created_at) VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', ?)",
+                (
+                    message.message_id,
+                    message.trace_id,
+                    song.artist,
+                    song.title,
+                    json.dumps(song.genres),
+                    message.model_dump_json(),
+                    f"{message.model.name} {message.model.version}",
+                    utcnow().isoformat(),
+                ),
+            ).rowcount
+            if inserted:
+                connection.executemany(
+                    "INSERT INTO candidates (candidate_id, set_id, rank, text, score, scores)"
+                    " VALUES (?, ?, ?, ?, ?, ?)",
+                    [
+                        (c.candidate_id, message.message_id, rank, c.text, c.score, json.dumps(c.scores))
+                        for rank, c in enumerate(message.candidates)
+                    ],
+                )
+        return bool(inserted)
+
+    def needs_email(self, set_id: str) -> bool:
+        rows = self.db.query("SELECT emailed_at FROM songs WHERE set_id=?", (set_id,))
+        return bool(rows) and rows[0]["emailed_at"] is None
+
+    def mark_emailed(self, set_id: str) -> None:
+        with self.db.transaction() as connection:
+            connection.execute("UPDATE songs SET emailed_at=? WHERE set_id=?", (utcnow().isoformat(), set_id))
+
+    def song(self, set_id: str) -> SongView:
+        rows = self.db.query("SELECT * FROM songs WHERE set_id=?", (set_id,))
+        if not rows:
+            raise NotFound(f"no song with id {set_id}")
+        return self._view(rows[0])
+
+    def songs(self, status: str | None = None, limit: int = 100) -> list[SongView]:
+        if status:
+            rows = self.db.query("SELECT * FROM songs WHERE status=? ORDER BY created_at DESC LIMIT ?", (status, limit))
+        else:
+            rows = self.db.query("SELECT * FROM songs ORDER BY created_at DESC LIMIT ?", (limit,))
+        return [self._view(row) for row in rows]
+
+    def _view(self, row: Any) -> SongView:
+        message = Candidates.model_validate_json(row["message"])
+        mention = message.enriched.mention
+        candidates = [
+            CandidateView(r["candidate_id"], r["rank"], r["text"], r["score"], json.loads(r["scores"]))
+            for r in self.db.query("SELECT * FROM candidates WHERE set_id=? ORDER BY rank", (row["set_id"],))
+        ]
+        return SongView(
+            set_id=row["set_id"],
+            trace_id=row["trace_id"],
+            artist=row["artist"],
+            title=row["title"],
+            genres=json.loads(row["genres"]),
+            status=row["status"],
+            model=row["model"],
+            created_at=row["created_at"],
+            mention_text=mention.text,
+            mention_url=mention.url,
+            mention_author=mention.author,
+            candidates=candidates,
+            approval_id=row["approval_id"],
+            post_url=row["post_url"],
+            published_at=row["published_at"],
+        )
+
+    def approve(
+        self, set_id: str, candidate_id: str, final_text: str | None, *, by: str, reply_platform: str
+    ) -> Approval:
+        """Approve one candidate (maybe edited). Atomic: a song is approved at most once."""
+        with self.db.transaction() as connection:
+            row = connection.execute("SELECT * FROM songs WHERE set_id=?", (set_id,)).fetchone()
+            if row is None:
+                raise NotFound(f"no song with id {set_id}")
+            if row["status"] != "pending":
+                raise AlreadyDecided(f"{row['artist']} - {row['title']} is already {row['status']}")
+            candidate = connection.execute(
+                "SELECT * FROM candidates WHERE candidate_id=? AND set_id=?", (candidate_id, set_id)
+            ).fetchone()
+            if candidate is None:
+                raise NotFound(f"no candidate {candidate_id} for song {set_id}")
+            text = (final_text if final_text is not None else candidate["text"]).strip()
+            if not text:
+                raise ValueError("the approved text is empty")
+            message = Candidates.model_validate_json(row["message"])
+            mention = message.enriched.mention
+            # Reply only to posts that asked the bot (X allows replies only to posts that mention it).
+            reply_to = (
+                ReplyTarget(platform=mention.platform, post_id=mention.post_id)
+                if mention.on_demand and mention.platform.value == reply_platform
+                else None
+            )
+            approval = message.child(
+                Approval,
+                message_id=derive_id(set_id, "approval"),
+                candidates_message_id=set_id,
+                candidate_id=candidate_id,
+                final_text=text,
+                edited=text != candidate["text"],
+                song=message.enriched.song,
+                reply_to=reply_to,
+                approved_by=by,
+            )
+            now = utcnow().isoformat()
+            connection.execute(
+                "UPDATE songs SET status='approved', decided_at=?, approval_id=?, approval=? WHERE set_id=?",
+                (now, approval.message_id, approval.model_dump_json(), set_id),
+            )
+            connection.execute(
+                "INSERT INTO decisions (set_id, candidate_id, decision, text, final_text, edited, decided_by,"
+                " decided_at) VALUES (?, ?, 'approved', ?, ?, ?, ?, ?)",
+                (set_id, candidate_id, candidate["text"], text, int(approval.edited), by, now),
+            )
+        return approval
+
+    def reject(self, set_id: str, *, by: str) -> None:
+        with self.db.transaction() as connection:
+            row = connection.execute("SELECT status, artist, title FROM songs WHERE set_id=?", (set_id,)).fetchone()
+            if row is None:
+                raise NotFound(f"no song with id {set_id}")
+            if row["status"] != "pending":
+                raise AlreadyDecided(f"{row['artist']} - {row['title']} is already {row['status']}")
+            now = utcnow().isoformat()
+            connection.execute("UPDATE songs SET status='rejected', decided_at=? WHERE set_id=?", (now, set_id))
+            connection.executemany(
+                "INSERT INTO decisions (set_id, candidate_id, decision, text, decided_by, decided_at)"
+                " VALUES (?, ?, 'rejected', ?, ?, ?)",
+                [
+                    (set_id, r["candidate_id"], r["text"], by, now)
+                    for r in connection.execute("SELECT candidate_id, text FROM candidates WHERE set_id=?", (set_id,))
+                ],
+            )
+
+    def unsent_approvals(self, older_than_seconds: float = 0.0) -> list[Approval]:
+        """Approvals stored but not known to be on the bus (the sender or the process died first)."""
+        cutoff = (utcnow() - timedelta(seconds=older_than_seconds)).isoformat()
+        rows = self.db.query(
+            "SELECT approval FROM songs WHERE approval IS NOT NULL AND approval_sent_at IS NULL AND decided_at <= ?",
+            (cutoff,),
+        )
+        return [Approval.model_validate_json(row["approval"]) for row in rows]
+
+    def mark_approval_sent(self, approval_id: str) -> None:
+        with self.db.transaction() as connection:
+            connection.execute(
+                "UPDATE songs SET approval_sent_at=? WHERE approval_id=? AND approval_sent_at IS NULL",
+                (utcnow().isoformat(), approval_id),
+            )
+
+    def mark_published(self, post: PublishedPost) -> None:
+        with self.db.transaction() as connection:
+            connection.execute(
+                "UPDATE songs SET status='published', post_platform=?, post_id=?, post_url=?, published_at=?,"
+                " approval_sent_at=COALESCE(approval_sent_at, ?) WHERE approval_id=?",
+                (
+                    post.platform.value,
+                    post.post_id,
+                    post.url,
+                    post.published_at.isoformat(),
+                    utcnow().isoformat(),
+                    post.approval_id,
+                ),
+            )
+
+    def decisions(self) -> list[dict[str, Any]]:
+        """Approved vs rejected texts: the training signal for the LC-GAN 'approval' value."""
+        return [dict(row) for row in self.db.query("SELECT * FROM decisions ORDER BY id")]
+
+    def token_used(self, token_id: str) -> bool:
+        return bool(self.db.query("SELECT 1 FROM used_tokens WHERE token_id=?", (token_id,)))
+
+    def use_token(self, token_id: str) -> bool:
+        """Spend a single-use link token; False when it was used before."""
+        with self.db.transaction() as connection:
+            return bool(
+                connection.execute(
+                    "INSERT OR IGNORE INTO used_tokens (token_id, used_at) VALUES (?, ?)",
+                    (token_id, utcnow().isoformat()),
+                ).rowcount
+            )
