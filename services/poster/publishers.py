@@ -1,0 +1,97 @@
+"""Where approved text goes. Each platform sits behind one small interface; dry-run is the default."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Protocol
+
+from deephype.common.bus import derive_id
+from deephype.common.contracts import PLATFORM_TEXT_LIMITS, Platform, ReplyTarget, utcnow
+from deephype.common.db import Database
+
+log = logging.getLogger("deephype.poster")
+
+
+@dataclass(frozen=True)
+class PublishResult:
+    post_id: str
+    url: str | None
+
+
+class PublishRefused(Exception):
+    """The platform answered and did NOT publish (4xx, 429, 5xx with a response): safe to try again later."""
+
+    def __init__(self, reason: str, retry_after_seconds: float | None = None, permanent: bool = False) -> None:
+        super().__init__(reason)
+        self.retry_after_seconds = retry_after_seconds
+        self.permanent = permanent
+
+
+class Publisher(Protocol):
+    platform: Platform
+    # True when calling publish again with the same key can never make a second post
+    # (Mastodon's Idempotency-Key, our own dry-run table). Otherwise an interrupted call is never retried.
+    idempotent: bool
+
+    @property
+    def text_limit(self) -> int: ...
+
+    def publish(self, text: str, reply_to: ReplyTarget | None, idempotency_key: str) -> PublishResult:
+        """Publish, or raise PublishRefused when the platform said no. Any other error means 'unknown'."""
+
+
+TIMELINE_SCHEMA = """
+CREATE TABLE IF NOT EXISTS timeline (
+    idempotency_key TEXT PRIMARY KEY,
+    post_id TEXT NOT NULL,
+    text TEXT NOT NULL,
+    reply_to TEXT,
+    created_at TEXT NOT NULL
+);
+"""
+
+
+class DryRunPublisher:
+    """Publishes to a local timeline (SQLite + log): the offline default."""
+
+    platform = Platform.dry_run
+    idempotent = True
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        db.ensure_schema(TIMELINE_SCHEMA)
+
+    @property
+    def text_limit(self) -> int:
+        return PLATFORM_TEXT_LIMITS["dry_run"]
+
+    def publish(self, text: str, reply_to: ReplyTarget | None, idempotency_key: str) -> PublishResult:
+        post_id = derive_id(idempotency_key, "dry-run-post")[:16]
+        with self.db.transaction() as connection:
+            connection.execute(
+                "INSERT OR IGNORE INTO timeline (idempotency_key, post_id, text, reply_to, created_at)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (
+                    idempotency_key,
+                    post_id,
+                    text,
+                    reply_to and f"{reply_to.platform}/{reply_to.post_id}",
+                    utcnow().isoformat(),
+                ),
+            )
+        log.info("DRY RUN post %s: %s", post_id, text)
+        return PublishResult(post_id=post_id, url=f"dry-run://timeline/{post_id}")
+
+    def timeline(self) -> list[dict[str, str]]:
+        return [dict(row) for row in self.db.query("SELECT * FROM timeline ORDER BY created_at")]
+
+
+def build_publisher(platform: str, db: Database, settings: object) -> Publisher:
+    if platform == "dry_run":
+        return DryRunPublisher(db)
+    if platform in {"x", "mastodon", "bluesky"}:
+        from deephype.poster.platforms import build_platform_publisher  # needs the poster extra
+
+        return build_platform_publisher(platform, settings)
+    raise ValueError(f"unknown poster_platform {platform!r} (dry_run, x, mastodon or bluesky)")
