@@ -89,9 +89,7 @@ class Song(Strict):
     artist: ShortText
     title: ShortText
     track_id: str | None = Field(default=None, max_length=128)
-    genres: list[Annotated[str, Field(min_length=1, max_length=64)]] = Field(
-        default_factory=list, max_length=64
-    )
+    genres: list[Annotated[str, Field(min_length=1, max_length=64)]] = Field(default_factory=list, max_length=64)
     audio_features: AudioFeatures | None = None
 
 
@@ -183,9 +181,7 @@ class PublishedPost(Envelope):
 
 
 MESSAGE_TYPES: tuple[type[Envelope], ...] = (SongMention, EnrichedSong, Candidates, Approval, PublishedPost)
-AnyMessage = Annotated[
-    SongMention | EnrichedSong | Candidates | Approval | PublishedPost, Field(discriminator="kind")
-]
+AnyMessage = Annotated[SongMention | EnrichedSong | Candidates | Approval | PublishedPost, Field(discriminator="kind")]
 _any_message = TypeAdapter(AnyMessage)
 
 

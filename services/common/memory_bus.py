@@ -53,11 +53,7 @@ class InMemoryBus:
         targets = (
             [service]
             if service
-            else [
-                name
-                for name, types in QUEUE_BINDINGS.items()
-                if any(t.routing_key == routing_key for t in types)
-            ]
+            else [name for name, types in QUEUE_BINDINGS.items() if any(t.routing_key == routing_key for t in types)]
         )
         if not targets:
             raise ValueError(f"no queue is bound to routing key {routing_key!r}")

@@ -326,9 +326,7 @@ class RabbitBus:
         )
         MESSAGES_OUT.labels(message.routing_key).inc()
 
-    def publish_raw(
-        self, exchange: str, routing_key: str, body: bytes, properties: pika.BasicProperties
-    ) -> None:
+    def publish_raw(self, exchange: str, routing_key: str, body: bytes, properties: pika.BasicProperties) -> None:
         self._publisher().publish(exchange, routing_key, body, properties)
 
     def subscribe(self, subscription: Subscription) -> None:
@@ -375,15 +373,11 @@ class RabbitBus:
     def ack_threadsafe(self, connection: pika.BlockingConnection, channel: BlockingChannel, tag: int) -> None:
         self._channel_call_threadsafe(connection, channel, lambda: channel.basic_ack(tag))
 
-    def nack_threadsafe(
-        self, connection: pika.BlockingConnection, channel: BlockingChannel, tag: int
-    ) -> None:
+    def nack_threadsafe(self, connection: pika.BlockingConnection, channel: BlockingChannel, tag: int) -> None:
         self._channel_call_threadsafe(connection, channel, lambda: channel.basic_nack(tag, requeue=True))
 
     @staticmethod
-    def _channel_call_threadsafe(
-        connection: pika.BlockingConnection, channel: BlockingChannel, call: Any
-    ) -> None:
+    def _channel_call_threadsafe(connection: pika.BlockingConnection, channel: BlockingChannel, call: Any) -> None:
         def guarded() -> None:
             if channel.is_open:  # the delivery died with its channel; the broker redelivers it
                 call()
@@ -428,9 +422,7 @@ class RabbitBus:
                 record = _record(properties, body)
                 target = queue_name(self.settings.exchange, record.origin_queue)
                 headers = {ROUTING_KEY_HEADER: record.routing_key, "x-deephype-replayed": True}
-                channel.basic_publish(
-                    "", target, body, _properties(properties.message_id, headers), mandatory=True
-                )
+                channel.basic_publish("", target, body, _properties(properties.message_id, headers), mandatory=True)
                 channel.basic_ack(method.delivery_tag)
                 replayed += 1
         finally:
@@ -443,9 +435,7 @@ class RabbitBus:
         try:
             names: Sequence[str] = [*QUEUE_BINDINGS, DEAD_LETTER_QUEUE]
             return {
-                name: channel.queue_declare(
-                    queue_name(self.settings.exchange, name), passive=True
-                ).method.message_count
+                name: channel.queue_declare(queue_name(self.settings.exchange, name), passive=True).method.message_count
                 for name in names
             }
         finally:
