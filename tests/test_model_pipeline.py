@@ -14,7 +14,7 @@ from deephype.cli import main as deephype
 from deephype.generator.checkpoint import CHECKPOINT_NAME, LoadedModel, load_model
 from deephype.generator.data import encode_examples, iterate_batches, read_jsonl
 from deephype.generator.evaluate import evaluate
-from deephype.generator.sample import decode, interpolate, sample
+from deephype.generator.sample import _sample, decode, interpolate, sample
 from deephype.generator.train import TrainConfig, train
 
 CORPUS = Path(__file__).parent / "fixtures" / "model"
@@ -198,6 +198,18 @@ def test_top_k_one_is_greedy(loaded: LoadedModel) -> None:
     greedy = decode(loaded.model, z, cond, vocab=loaded.vocab, greedy=True)
     top1 = decode(loaded.model, z, cond, vocab=loaded.vocab, top_k=1, generator=torch.Generator().manual_seed(3))
     assert greedy.texts == top1.texts
+
+
+@pytest.mark.parametrize(("top_p", "nucleus"), [(0.45, {3}), (0.75, {3, 0}), (0.85, {3, 0, 1}), (1.0, {3, 0, 1, 2})])
+def test_top_p_samples_only_the_nucleus_in_proportion(top_p: float, nucleus: set[int]) -> None:
+    probs = torch.tensor([0.3, 0.15, 0.05, 0.5])  # best first: 3, 0, 1, 2
+    log_probs = probs.log().expand(20_000, -1).contiguous()
+    drawn = _sample(log_probs, 1.0, 0, top_p, torch.Generator().manual_seed(0))
+    counts = torch.bincount(drawn, minlength=4).float()
+    assert {int(i) for i in counts.nonzero()} == nucleus
+    expected = torch.zeros(4)
+    expected[list(nucleus)] = probs[list(nucleus)] / probs[list(nucleus)].sum()
+    assert torch.allclose(counts / counts.sum(), expected, atol=0.015)
 
 
 def test_repetition_guard_blocks_runs_and_repeated_trigrams(loaded: LoadedModel) -> None:

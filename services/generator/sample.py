@@ -18,6 +18,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 
 from deephype.generator.checkpoint import LoadedModel
@@ -119,19 +120,30 @@ def _sample(
     scores = log_probs
     if top_k > 0:
         scores, indices = log_probs.topk(min(top_k, log_probs.size(-1)), dim=-1)
-    elif top_p < 1:
-        scores, indices = log_probs.sort(dim=-1, descending=True)
     # Log-probabilities are <= 0, so exp() cannot overflow: no max subtraction needed.
     weights = (scores if temperature == 1.0 else scores / temperature).exp()
     if top_p < 1:
-        # Keep the smallest prefix (sorted, best first) whose mass reaches top_p; the best always stays.
-        mass = weights.cumsum(dim=-1)
-        weights = weights.masked_fill(mass - weights >= top_p * mass[:, -1:], 0.0)
+        # The nucleus: the smallest set of best tokens whose mass reaches top_p (the best always stays).
+        weights = weights.masked_fill(weights < _nucleus_floor(weights, top_p), 0.0)
     cdf = weights.cumsum_(dim=-1)
     # 1 - U is in (0, 1]: u > 0 always lands on a token with positive weight.
     u = (1 - torch.rand(cdf.size(0), 1, device=cdf.device, generator=generator)) * cdf[:, -1:]
     choice = torch.searchsorted(cdf, u).clamp_(max=cdf.size(-1) - 1)
     return choice.squeeze(1) if indices is None else indices.gather(1, choice).squeeze(1)
+
+
+def _nucleus_floor(weights: torch.Tensor, top_p: float) -> torch.Tensor:
+    """[N, 1]: the smallest weight inside each row's top_p nucleus.
+
+    Only the sorted values are needed, not a permutation: on the CPU numpy sorts values ~10x faster than
+    torch.sort with its indices, which was two thirds of all decode time."""
+    if weights.device.type == "cpu":
+        ordered = torch.from_numpy(-np.sort(-weights.numpy(), axis=-1))
+    else:
+        ordered = weights.sort(dim=-1, descending=True).values
+    mass = ordered.cumsum(dim=-1)
+    inside = (mass - ordered < top_p * mass[:, -1:]).sum(dim=-1, keepdim=True)  # >= 1: the best token
+    return ordered.gather(1, inside - 1)
 
 
 def sample(
