@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+import torch
 
 from deephype.common.contracts import Song
 from deephype.common.settings import Settings
@@ -17,6 +18,7 @@ from deephype.generator.candidates import (
     jaccard,
     rejection,
 )
+from deephype.generator.device import cpu_threads_per_decode
 from deephype.generator.source import SampleRequest
 from deephype.generator.vocab import tokenize
 from tests.conftest import make_settings
@@ -151,6 +153,23 @@ def test_fewer_survivors_than_asked_returns_what_survived(source: ModelCandidate
     texts = source.generate(request(huge, n=4))
     assert all("<artist>" not in t.text and "<title>" not in t.text for t in texts)
     assert all(len(t.text) <= 280 for t in texts)
+
+
+@pytest.mark.parametrize(
+    ("asked", "handlers", "cores", "threads"), [(0, 4, 2, 1), (0, 1, 8, 8), (0, 2, 8, 4), (0, 16, 2, 1), (3, 4, 2, 3)]
+)
+def test_cpu_threads_share_the_cores_among_handler_threads(asked: int, handlers: int, cores: int, threads: int) -> None:
+    assert cpu_threads_per_decode(asked, handlers, cores) == threads
+
+
+def test_loading_on_the_cpu_sets_the_torch_threads(model_with_lcgans: Path, tmp_path: Path) -> None:
+    before = torch.get_num_threads()
+    try:
+        settings = make_settings(tmp_path, generator_device="cpu", generator_torch_threads=3)
+        ModelCandidateSource.load(model_with_lcgans, settings)
+        assert torch.get_num_threads() == 3
+    finally:
+        torch.set_num_threads(before)
 
 
 def test_filters() -> None:

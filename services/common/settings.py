@@ -69,6 +69,7 @@ class Settings(BaseSettings):
     # --- generator ---
     generator_model: str = "default"  # folder name under models_dir, or a path
     generator_device: str = "auto"  # auto | cpu | cuda
+    generator_torch_threads: int = Field(default=0, ge=0, le=256)  # 0: cores / handler_threads
     generator_candidates: int = Field(default=5, ge=1, le=64)
     generator_samples: int = Field(default=32, ge=1, le=1024)
     generator_temperature: float = Field(default=0.9, gt=0, le=5)

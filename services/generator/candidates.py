@@ -23,6 +23,7 @@ from deephype.common.contracts import ModelInfo, ScoredText
 from deephype.common.settings import Settings
 from deephype.generator.checkpoint import CHECKPOINT_NAME, LoadedModel, load_model
 from deephype.generator.condition import ConditionEncoder
+from deephype.generator.device import cpu_threads_per_decode
 from deephype.generator.lcgan import LCGAN, PREFERENCE, StaleLCGAN, lcgan_path, load_lcgan, vae_fingerprint
 from deephype.generator.sample import decode
 from deephype.generator.source import SampleRequest
@@ -124,6 +125,10 @@ class ModelCandidateSource:
     def load(cls, model_dir: Path, settings: Settings) -> ModelCandidateSource:
         model_dir = Path(model_dir)
         loaded = load_model(model_dir, settings.generator_device)
+        if loaded.device.type == "cpu":
+            threads = cpu_threads_per_decode(settings.generator_torch_threads, settings.handler_threads)
+            torch.set_num_threads(threads)  # process-wide: this process serves one model
+            log.info("decoding on the CPU with %d torch thread(s) per handler thread", threads)
         lcgans: list[LCGAN] = []
         if loaded.model.is_vae:
             fingerprint = vae_fingerprint(loaded.model)
