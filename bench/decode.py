@@ -94,7 +94,12 @@ def main() -> None:
         model = SentenceVAE(ModelConfig(vocab_size=len(vocab), cond_dim=cond_dim)).eval()
     config = model.config
     flops = step_flops(config)
-    settings_list = {"sampling (T=1)": {}, "top-k 50 + top-p 0.9": {"top_k": 50, "top_p": 0.9}}
+    settings_list = {
+        "sampling (T=1)": {},
+        "top-k 50 + top-p 0.9": {"top_k": 50, "top_p": 0.9},
+        # What the generator service runs (candidates.py): nucleus over the whole vocabulary.
+        "service: T=0.9, top-p 0.9, no repeated bigram": {"temperature": 0.9, "top_p": 0.9, "no_repeat_ngram": 2},
+    }
     results: dict[str, object] = {
         "model": str(args.model or "fresh default-size model"),
         "config": config.__dict__,
