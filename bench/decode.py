@@ -6,7 +6,7 @@ of a matmul peak measured in the same run (torch.matmul of the output layer's sh
 
 Every sentence runs the full max_len steps (a fresh model rarely emits <eos>; with --model, sentences
 may stop early and only written tokens are counted). Targets: batched decoding >= 50% of the matmul
-peak, >= 20x the batch-1 throughput. Writes bench/results/decode.json.
+peak, >= 20x the batch-1 throughput. Writes bench/results/decode.json (decode-<model>.json with --model).
 """
 
 from __future__ import annotations
@@ -132,7 +132,8 @@ def main() -> None:
             )
         results["runs"][label] = rows  # type: ignore[index]
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "decode.json").write_text(json.dumps(results, indent=2) + "\n")
+    name = f"decode-{args.model.name}.json" if args.model else "decode.json"
+    (RESULTS / name).write_text(json.dumps(results, indent=2) + "\n")
 
 
 if __name__ == "__main__":

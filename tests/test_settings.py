@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import runpy
 from pathlib import Path
 
 import pytest
@@ -39,3 +40,11 @@ def test_bad_values_are_refused_with_the_setting_named(monkeypatch: pytest.Monke
     monkeypatch.setenv("DEEPHYPE_PREFETCH", "0")
     with pytest.raises(ValidationError, match="prefetch"):
         Settings(_env_file=None)  # type: ignore[call-arg]
+
+
+def test_the_readme_lists_every_setting_as_env_example_does() -> None:
+    script = runpy.run_path(str(REPO / "scripts" / "settings_table.py"))
+    table = script["settings_table"]((REPO / ".env.example").read_text())
+    readme = (REPO / "README.md").read_text()
+    assert script["readme_with_table"](readme, table) == readme, "run scripts/settings_table.py --write"
+    assert table.count("\n| `DEEPHYPE_") == len(Settings.model_fields)
