@@ -57,7 +57,7 @@ def test_one_email_per_song_over_smtp_with_every_candidate_and_a_link(tmp_path: 
     )
     store = CuratorStore(Database(tmp_path / "c.sqlite3", SCHEMA))
     auth = Auth(settings)
-    handle = make_candidates_handler(store, SmtpSender(settings, timeout=5), auth, settings, reply_platform="x")
+    handle = make_candidates_handler(store, SmtpSender(settings, timeout=5), auth, settings, post_platform="x")
     message = candidates(texts=("A <b>bold</b> first take.", "Second take."))
     assert handle(message) == []
     assert handle(message) == []  # redelivered: no second email
@@ -86,7 +86,7 @@ def test_outbox_writes_one_eml_per_song(tmp_path: Path) -> None:
     settings = make_settings(tmp_path)
     store = CuratorStore(Database(tmp_path / "c.sqlite3", SCHEMA))
     outbox = OutboxSender(tmp_path / "outbox")
-    handle = make_candidates_handler(store, outbox, Auth(settings), settings, reply_platform="x")
+    handle = make_candidates_handler(store, outbox, Auth(settings), settings, post_platform="x")
     handle(candidates("1"))
     handle(candidates("2"))
     files = sorted((tmp_path / "outbox").glob("*.eml"))

@@ -28,12 +28,12 @@ def test_a_song_is_approved_once_with_a_stable_approval_id(store: CuratorStore) 
     store.add_candidates(message)
     second = message.candidates[1]
     approval = store.approve(
-        message.message_id, second.candidate_id, "Second take, edited.", by="me", reply_platform="x"
+        message.message_id, second.candidate_id, "Second take, edited.", by="me", post_platform="x"
     )
     assert approval.final_text == "Second take, edited." and approval.edited
     assert approval.trace_id == message.trace_id and approval.reply_to is None
     with pytest.raises(AlreadyDecided):
-        store.approve(message.message_id, second.candidate_id, None, by="me", reply_platform="x")
+        store.approve(message.message_id, second.candidate_id, None, by="me", post_platform="x")
     with pytest.raises(AlreadyDecided):
         store.reject(message.message_id, by="me")
     assert [a.message_id for a in store.unsent_approvals()] == [approval.message_id]
@@ -50,11 +50,11 @@ def test_a_song_is_approved_once_with_a_stable_approval_id(store: CuratorStore) 
 def test_replies_only_to_posts_that_asked_the_bot_on_the_same_platform(store: CuratorStore) -> None:
     asked = candidates("7", on_demand=True, platform="x")
     store.add_candidates(asked)
-    approval = store.approve(asked.message_id, asked.candidates[0].candidate_id, None, by="me", reply_platform="x")
+    approval = store.approve(asked.message_id, asked.candidates[0].candidate_id, None, by="me", post_platform="x")
     assert approval.reply_to is not None and approval.reply_to.post_id == "7"
     other = candidates("8", on_demand=True, platform="mastodon")
     store.add_candidates(other)
-    approval = store.approve(other.message_id, other.candidates[0].candidate_id, None, by="me", reply_platform="x")
+    approval = store.approve(other.message_id, other.candidates[0].candidate_id, None, by="me", post_platform="x")
     assert approval.reply_to is None
 
 
@@ -62,9 +62,9 @@ def test_rejection_records_every_candidate_and_bad_requests_are_refused(store: C
     message = candidates()
     store.add_candidates(message)
     with pytest.raises(NotFound):
-        store.approve(message.message_id, "no-such-candidate", None, by="me", reply_platform="x")
+        store.approve(message.message_id, "no-such-candidate", None, by="me", post_platform="x")
     with pytest.raises(ValueError, match="empty"):
-        store.approve(message.message_id, message.candidates[0].candidate_id, "   ", by="me", reply_platform="x")
+        store.approve(message.message_id, message.candidates[0].candidate_id, "   ", by="me", post_platform="x")
     with pytest.raises(NotFound):
         store.reject("no-such-song", by="me")
     store.reject(message.message_id, by="me")

@@ -16,11 +16,13 @@ from deephype.poster.publishers import DryRunPublisher, PublishRefused, PublishR
 from tests.factories import candidates
 
 
-def approval(tmp_path: Path, text: str | None = None) -> Approval:
+def approval(tmp_path: Path, text: str | None = None, post_platform: str = "x") -> Approval:
     store = CuratorStore(Database(tmp_path / "curator.sqlite3", CURATOR_SCHEMA))
     message = candidates()
     store.add_candidates(message)
-    return store.approve(message.message_id, message.candidates[0].candidate_id, text, by="t", reply_platform="x")
+    return store.approve(
+        message.message_id, message.candidates[0].candidate_id, text, by="t", post_platform=post_platform
+    )
 
 
 class FlakyPlatform:
@@ -88,5 +90,9 @@ def test_a_refusal_is_retried_after_the_platforms_delay_and_then_published(tmp_p
 
 def test_text_over_the_platform_limit_is_dead_lettered_not_cut(tmp_path: Path, db: Database) -> None:
     handle = make_approval_handler(PostLedger(db), FlakyPlatform("ok"))
-    with pytest.raises(PermanentError, match="281 characters"):
-        handle(approval(tmp_path, "x" * 281))
+    # The curator refuses such edits; this approval was made for another platform (a changed setting).
+    with pytest.raises(PermanentError, match="281 characters as x counts them"):
+        handle(approval(tmp_path, "x" * 281, post_platform="mastodon"))
+    # 256 characters, but X counts the link as 23 and the CJK characters twice.
+    with pytest.raises(PermanentError, match="286 characters as x counts them"):
+        handle(approval(tmp_path / "cjk", "日" * 131 + " https://example.com/" + "a" * 104, post_platform="mastodon"))

@@ -8,6 +8,8 @@ producer/consumer version skew shows up as a dead-lettered message with a reason
 from __future__ import annotations
 
 import json
+import re
+import unicodedata
 import uuid
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -38,8 +40,46 @@ class Platform(StrEnum):
     dry_run = "dry_run"  # the poster's offline timeline
 
 
-# Length limits of the platforms we publish to, in characters.
+# Length limits of the platforms we publish to, as each counts length (see text_length).
 PLATFORM_TEXT_LIMITS: dict[str, int] = {"x": 280, "bluesky": 300, "mastodon": 500, "dry_run": 500}
+LINK_LENGTH = 23  # X and Mastodon count every link as 23 characters, however long or short
+_SCHEME_LINK = re.compile(r"https?://\S+", re.IGNORECASE)
+_BARE_DOMAIN = re.compile(r"(?<![@\w])[\w-]+(?:\.[\w-]+)*\.[a-z]{2,}\b(?:/\S*)?", re.IGNORECASE)  # X links these
+# X counts a code point in these ranges as 1 and any other (CJK, emoji, ...) as 2 (twitter-text, config v3).
+_X_LIGHT = ((0x0000, 0x10FF), (0x2000, 0x200D), (0x2010, 0x201F), (0x2032, 0x2037))
+
+
+def text_length(text: str, platform: str) -> int:
+    """The length of `text` as `platform` counts it against PLATFORM_TEXT_LIMITS, never less than it does.
+
+    X: NFC code points weighted 1 or 2, each link 23 (a bare domain counts at least 23: X may link it).
+    Mastodon: each http(s) link 23, the rest per character. Bluesky (graphemes) and the dry run: code
+    points, never fewer than graphemes. An emoji sequence counts a little more than the platforms say: the
+    safe side, since a text the platform refuses is a post that never goes out."""
+    text = unicodedata.normalize("NFC", text)
+    if platform not in ("x", "mastodon"):
+        return len(text)
+    links = len(_SCHEME_LINK.findall(text))
+    rest = _SCHEME_LINK.sub(" ", text)
+    length = links * LINK_LENGTH - links  # each link was replaced by one space, counted below
+    if platform == "mastodon":
+        return length + len(rest)
+    for domain in _BARE_DOMAIN.findall(rest):
+        length += max(LINK_LENGTH, _x_weight(domain)) - _x_weight(domain)
+    return length + _x_weight(rest)
+
+
+def _x_weight(text: str) -> int:
+    return sum(1 if any(lo <= ord(ch) <= hi for lo, hi in _X_LIGHT) else 2 for ch in text)
+
+
+def length_problem(text: str, platform: str) -> str | None:
+    """Why `text` cannot be posted on `platform` for its length; None when it fits."""
+    limit = PLATFORM_TEXT_LIMITS.get(platform)
+    length = text_length(text, platform)
+    if limit is None or length <= limit:
+        return None
+    return f"the text is {length} characters as {platform} counts them; {platform} allows {limit}"
 
 
 EnvelopeT = TypeVar("EnvelopeT", bound="Envelope")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import secrets
 import threading
+from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, FastAPI, Form, Header, HTTPException, Query, Request
@@ -14,7 +15,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from pydantic import BaseModel, Field
 
 from deephype.common.bus import Bus, Subscription, build_bus
-from deephype.common.contracts import Candidates, PublishedPost
+from deephype.common.contracts import Candidates, PublishedPost, length_problem
 from deephype.common.db import Database
 from deephype.common.service import ServiceParts, create_app
 from deephype.common.settings import Settings, get_settings
@@ -72,10 +73,10 @@ def build(settings: Settings, bus: Bus, sender: EmailSender | None = None) -> tu
     auth = Auth(settings)
     sender = sender or build_sender(settings)
     approvals = ApprovalSender(store, bus)
-    reply_platform = settings.poster_platform
+    post_platform = settings.poster_platform
 
     def approve(set_id: str, candidate_id: str, text: str | None, by: str) -> None:
-        approval = store.approve(set_id, candidate_id, text, by=by, reply_platform=reply_platform)
+        approval = store.approve(set_id, candidate_id, text, by=by, post_platform=post_platform)
         try:
             bus.publish(approval)
             store.mark_approval_sent(approval.message_id)
@@ -233,8 +234,13 @@ def build(settings: Settings, bus: Bus, sender: EmailSender | None = None) -> tu
             return message(request, session, "Not found", str(exc), 404)
         return render(request, "song.html", session, song=song, flash=flash)
 
-    def decide(request: Request, set_id: str, csrf: str, action: Any) -> Response:
+    def decide(
+        request: Request, set_id: str, csrf: str, action: Any, check: Callable[[], str | None] = lambda: None
+    ) -> Response:
         session = check_csrf(page_session(request, set_id), csrf)
+        # Bad input is refused before a review link is spent, so the curator can fix the text and retry.
+        if problem := check():
+            return message(request, session, "Cannot approve", problem, 422)
         # A review link is single-use: the first decision spends it.
         if session.user != "curator" and (session.token_id is None or not store.use_token(session.token_id)):
             return message(request, session, "Link already used", "This review link was used already.", 403)
@@ -262,6 +268,7 @@ def build(settings: Settings, bus: Bus, sender: EmailSender | None = None) -> tu
             set_id,
             csrf,
             lambda by: approve(set_id, candidate_id, text, by) or "Approved: it will be posted shortly.",
+            check=lambda: length_problem(text.strip(), post_platform) if text.strip() else "The text is empty.",
         )
 
     @pages.post("/songs/{set_id}/reject")
@@ -274,7 +281,7 @@ def build(settings: Settings, bus: Bus, sender: EmailSender | None = None) -> tu
             Subscription(
                 "curator",
                 {
-                    Candidates: make_candidates_handler(store, sender, auth, settings, reply_platform=reply_platform),
+                    Candidates: make_candidates_handler(store, sender, auth, settings, post_platform=post_platform),
                     PublishedPost: make_published_handler(store),
                 },
             )

@@ -19,7 +19,7 @@ def review_link(public_url: str, auth: Auth, set_id: str) -> str:
 
 
 def make_candidates_handler(
-    store: CuratorStore, sender: EmailSender, auth: Auth, settings: Settings, *, reply_platform: str
+    store: CuratorStore, sender: EmailSender, auth: Auth, settings: Settings, *, post_platform: str
 ) -> Handler:
     def handle(message: Envelope) -> list[Envelope]:
         assert isinstance(message, Candidates)
@@ -33,7 +33,7 @@ def make_candidates_handler(
         if settings.curator_auto_approve and store.song(message.message_id).status == "pending":
             top = message.candidates[0]
             approval = store.approve(
-                message.message_id, top.candidate_id, None, by="auto-approve", reply_platform=reply_platform
+                message.message_id, top.candidate_id, None, by="auto-approve", post_platform=post_platform
             )
             return [approval]
         return []

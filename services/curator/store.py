@@ -13,7 +13,7 @@ from datetime import timedelta
 from typing import Any
 
 from deephype.common.bus import derive_id
-from deephype.common.contracts import Approval, Candidates, PublishedPost, ReplyTarget, utcnow
+from deephype.common.contracts import Approval, Candidates, PublishedPost, ReplyTarget, length_problem, utcnow
 from deephype.common.db import Database
 
 SCHEMA = """
@@ -181,9 +181,11 @@ class CuratorStore:
         )
 
     def approve(
-        self, set_id: str, candidate_id: str, final_text: str | None, *, by: str, reply_platform: str
+        self, set_id: str, candidate_id: str, final_text: str | None, *, by: str, post_platform: str
     ) -> Approval:
-        """Approve one candidate (maybe edited). Atomic: a song is approved at most once."""
+        """Approve one candidate (maybe edited) for posting on `post_platform`. Atomic: a song is approved
+        at most once. A text too long for that platform is refused here, where the curator can fix it, not
+        dead-lettered by the poster later."""
         with self.db.transaction() as connection:
             row = connection.execute("SELECT * FROM songs WHERE set_id=?", (set_id,)).fetchone()
             if row is None:
@@ -198,12 +200,14 @@ class CuratorStore:
             text = (final_text if final_text is not None else candidate["text"]).strip()
             if not text:
                 raise ValueError("the approved text is empty")
+            if problem := length_problem(text, post_platform):
+                raise ValueError(problem)
             message = Candidates.model_validate_json(row["message"])
             mention = message.enriched.mention
             # Reply only to posts that asked the bot (X allows replies only to posts that mention it).
             reply_to = (
                 ReplyTarget(platform=mention.platform, post_id=mention.post_id)
-                if mention.on_demand and mention.platform.value == reply_platform
+                if mention.on_demand and mention.platform.value == post_platform
                 else None
             )
             approval = message.child(

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from deephype.common.contracts import ModelInfo, ScoredText
+from deephype.common.contracts import ModelInfo, ScoredText, length_problem
 from deephype.common.settings import Settings
 from deephype.generator.checkpoint import CHECKPOINT_NAME, LoadedModel, load_model
 from deephype.generator.condition import ConditionEncoder
@@ -222,7 +222,7 @@ class ModelCandidateSource:
                     loglik_per_token=loglik[index],
                     critic=critic[index],
                     distance=distance[index],
-                    rejected=rejection(tokens, text, request.max_chars),
+                    rejected=rejection(tokens, text, request.platform),
                 )
             )
         return checked
@@ -253,8 +253,8 @@ def attribute_request(lcgan: LCGAN, genres: list[str], condition: ConditionEncod
     return None
 
 
-def rejection(tokens: list[str], text: str, max_chars: int) -> str | None:
-    """Why a sample may not be a candidate; None when it may."""
+def rejection(tokens: list[str], text: str, platform: str | None) -> str | None:
+    """Why a sample may not be a candidate; None when it may. No length check without a platform."""
     if not tokens:
         return "empty"
     if "<unk>" in tokens:
@@ -266,7 +266,7 @@ def rejection(tokens: list[str], text: str, max_chars: int) -> str | None:
     # The model's own words only: a band may have a rude name, and that is not the bot talking.
     if set(tokens) & PROFANITY:
         return "profanity"
-    if len(text) > max_chars:
+    if platform is not None and length_problem(text, platform):
         return "too long"
     return None
 

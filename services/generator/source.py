@@ -10,7 +10,7 @@ from typing import Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from deephype.common.contracts import PLATFORM_TEXT_LIMITS, ModelInfo, ScoredText, Song
+from deephype.common.contracts import ModelInfo, ScoredText, Song
 
 
 class SampleRequest(BaseModel):
@@ -22,10 +22,6 @@ class SampleRequest(BaseModel):
     use_lcgan: bool | None = None
     platform: str = Field(default="x", pattern="^(x|mastodon|bluesky|dry_run)$")
     seed: int | None = Field(default=None, ge=0, le=2**63 - 1)
-
-    @property
-    def max_chars(self) -> int:
-        return PLATFORM_TEXT_LIMITS[self.platform]
 
 
 class SampleResponse(BaseModel):

@@ -15,7 +15,7 @@ import logging
 from typing import Any
 
 from deephype.common.bus import Handler, PermanentError, RetryLater, derive_id
-from deephype.common.contracts import Approval, Envelope, PublishedPost, utcnow
+from deephype.common.contracts import Approval, Envelope, PublishedPost, text_length, utcnow
 from deephype.common.db import Database
 from deephype.poster.publishers import Publisher, PublishRefused
 
@@ -98,8 +98,11 @@ def make_approval_handler(ledger: PostLedger, publisher: Publisher) -> Handler:
     def handle(message: Envelope) -> list[Envelope]:
         assert isinstance(message, Approval)
         text = message.final_text
-        if len(text) > publisher.text_limit:
-            raise PermanentError(f"text is {len(text)} characters; {publisher.platform} allows {publisher.text_limit}")
+        length = text_length(text, publisher.platform)
+        if length > publisher.text_limit:
+            raise PermanentError(
+                f"text is {length} characters as {publisher.platform} counts them; it allows {publisher.text_limit}"
+            )
         row = ledger.get(message.message_id)
         if row is not None and row["state"] == "published":
             return [PublishedPost.model_validate_json(row["message"])]
