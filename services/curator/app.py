@@ -15,14 +15,14 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from pydantic import BaseModel, Field
 
 from deephype.common.bus import Bus, Subscription, build_bus
-from deephype.common.contracts import Candidates, PublishedPost, length_problem
+from deephype.common.contracts import Candidates, PublishedPost
 from deephype.common.db import Database
 from deephype.common.service import ServiceParts, create_app
 from deephype.common.settings import Settings, get_settings
 from deephype.curator.auth import SESSION_COOKIE, SESSION_MAX_AGE, Auth, Session, TokenError
 from deephype.curator.email import EmailSender, build_sender
 from deephype.curator.handlers import make_candidates_handler, make_published_handler
-from deephype.curator.store import SCHEMA, AlreadyDecided, CuratorStore, NotFound
+from deephype.curator.store import SCHEMA, AlreadyDecided, CuratorStore, NotFound, approval_text_problem
 
 log = logging.getLogger("deephype.curator")
 
@@ -268,7 +268,7 @@ def build(settings: Settings, bus: Bus, sender: EmailSender | None = None) -> tu
             set_id,
             csrf,
             lambda by: approve(set_id, candidate_id, text, by) or "Approved: it will be posted shortly.",
-            check=lambda: length_problem(text.strip(), post_platform) if text.strip() else "The text is empty.",
+            check=lambda: approval_text_problem(text.strip(), post_platform),
         )
 
     @pages.post("/songs/{set_id}/reject")

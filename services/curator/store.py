@@ -101,6 +101,11 @@ class SongView:
         return {**self.__dict__, "candidates": [c.__dict__ for c in self.candidates]}
 
 
+def approval_text_problem(text: str, post_platform: str) -> str | None:
+    """Why `text` (already stripped) cannot be approved for `post_platform`; None when it can."""
+    return "the approved text is empty" if not text else length_problem(text, post_platform)
+
+
 class CuratorStore:
     def __init__(self, db: Database) -> None:
         self.db = db
@@ -198,9 +203,7 @@ class CuratorStore:
             if candidate is None:
                 raise NotFound(f"no candidate {candidate_id} for song {set_id}")
             text = (final_text if final_text is not None else candidate["text"]).strip()
-            if not text:
-                raise ValueError("the approved text is empty")
-            if problem := length_problem(text, post_platform):
+            if problem := approval_text_problem(text, post_platform):
                 raise ValueError(problem)
             message = Candidates.model_validate_json(row["message"])
             mention = message.enriched.mention
