@@ -15,10 +15,10 @@ import httpx
 import pytest
 import uvicorn
 from selenium import webdriver
+from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webelement import WebElement
-from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.ui import WebDriverWait
 
 from deephype.common.memory_bus import InMemoryBus
@@ -85,9 +85,16 @@ def browser() -> Iterator[webdriver.Chrome]:
 
 def submit(browser: webdriver.Chrome, button: WebElement) -> None:
     """Click a form's button and wait for the next page: reading the page before the old one is gone
-    would race the browser's navigation."""
+    would race the browser's navigation. The old document carries a mark the next one lacks; asking about
+    the old button instead can meet chromedriver mid-navigation ("Node with given id does not belong to
+    the document"), so errors while the page turns are polled through."""
+    browser.execute_script("window.__deephypeOldPage = true")
     button.click()
-    WebDriverWait(browser, 10).until(expected_conditions.staleness_of(button))
+    WebDriverWait(browser, 10, ignored_exceptions=(WebDriverException,)).until(
+        lambda driver: driver.execute_script(
+            "return window.__deephypeOldPage === undefined && document.readyState === 'complete'"
+        )
+    )
 
 
 def test_log_in_edit_approve_and_see_the_dry_run_post(running, browser: webdriver.Chrome, tmp_path: Path) -> None:
