@@ -45,7 +45,7 @@ bench: install
 	$(BIN)/python bench/pipeline.py --mentions 300
 	$(BIN)/python bench/generator.py
 	$(BIN)/python bench/decode.py --threads 1
-	$(BIN)/python bench/ptb.py --minutes 14 --eval-k 5
+	$(BIN)/python bench/ptb.py --minutes 22 --threads 2 --eval-k 5
 	$(BIN)/python bench/blog.py --minutes 10 --eval-k 10
 
 lint: install

