@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from tests.fakes.server import FakeRequest, FakeResponse, FakeServer, Fault
+from tests.fakes.server import FakeAPI, FakeRequest, FakeResponse, FakeServer, Fault
 
 BOT_HANDLE = "deephype.bsky.example"
 BOT_PASSWORD = "fake-app-password-abcd-efgh"
@@ -113,7 +113,7 @@ class FakeNotification:
 
 
 @dataclass
-class FakeBluesky:
+class FakeBluesky(FakeAPI):
     actors: dict[str, FakeActor] = field(default_factory=dict)
     posts: list[FakePost] = field(default_factory=list)
     notifications: list[FakeNotification] = field(default_factory=list)
@@ -129,19 +129,6 @@ class FakeBluesky:
         self.access_tokens: set[str] = set()
         self.refresh_tokens: set[str] = set()
         self.bot = self.actor(BOT_HANDLE)
-
-    # --- server plumbing ---
-
-    def __enter__(self) -> FakeBluesky:
-        self.server.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.stop()
-
-    @property
-    def url(self) -> str:
-        return self.server.url
 
     def revoke_sessions(self) -> None:
         """Forget every token, as when the app password is revoked: old sessions get ExpiredToken."""

@@ -23,7 +23,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs
 
-from tests.fakes.server import FakeRequest, FakeResponse, FakeServer, Fault
+from tests.fakes.server import FakeAPI, FakeRequest, FakeResponse, FakeServer, Fault
 
 ACCESS_TOKEN = "fake-mastodon-access-token"
 DOMAIN = "tunes.example"
@@ -89,7 +89,7 @@ class FakeNotification:
 
 
 @dataclass
-class FakeMastodon:
+class FakeMastodon(FakeAPI):
     accounts: dict[str, FakeAccount] = field(default_factory=dict)
     statuses: list[FakeStatus] = field(default_factory=list)
     notifications: list[FakeNotification] = field(default_factory=list)
@@ -102,19 +102,6 @@ class FakeMastodon:
         self._notification_ids = itertools.count(9001)
         self.idempotency_keys: dict[str, FakeStatus] = {}
         self.bot = self.account("deephype")
-
-    # --- server plumbing ---
-
-    def __enter__(self) -> FakeMastodon:
-        self.server.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.stop()
-
-    @property
-    def url(self) -> str:
-        return self.server.url
 
     # --- test data ---
 

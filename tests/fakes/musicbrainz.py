@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass, field
 from xml.sax.saxutils import escape, quoteattr
 
-from tests.fakes.server import FakeRequest, FakeResponse, FakeServer
+from tests.fakes.server import FakeAPI, FakeRequest, FakeResponse, FakeServer
 
 NAMESPACES = 'xmlns="http://musicbrainz.org/ns/mmd-2.0#" xmlns:ext="http://musicbrainz.org/ns/ext#-2.0"'
 
@@ -50,20 +50,13 @@ def default_catalog() -> tuple[list[MBArtist], list[MBRecording]]:
     return [lanterns, vela, tribute], recordings
 
 
-class FakeMusicBrainz:
+class FakeMusicBrainz(FakeAPI):
     def __init__(self, artists: list[MBArtist] | None = None, recordings: list[MBRecording] | None = None) -> None:
         if artists is None or recordings is None:
             artists, recordings = default_catalog()
         self.artists = {a.id: a for a in artists}
         self.recordings = recordings
         self.server = FakeServer(self.handle)
-
-    def __enter__(self) -> FakeMusicBrainz:
-        self.server.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.stop()
 
     @property
     def base_url(self) -> str:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from tests.fakes.server import FakeRequest, FakeResponse, FakeServer
+from tests.fakes.server import FakeAPI, FakeRequest, FakeResponse, FakeServer
 
 API_KEY = "SG.fake-key-for-tests"
 
@@ -15,21 +15,10 @@ def errors(status: int, message: str, headers: dict[str, str] | None = None) -> 
     return FakeResponse.json({"errors": [{"message": message, "field": None, "help": None}]}, status, headers)
 
 
-class FakeSendGrid:
+class FakeSendGrid(FakeAPI):
     def __init__(self) -> None:
         self.sent: list[dict[str, Any]] = []
         self.server = FakeServer(self.handle)
-
-    def __enter__(self) -> FakeSendGrid:
-        self.server.__enter__()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.__exit__(*exc)
-
-    @property
-    def url(self) -> str:
-        return self.server.url
 
     def handle(self, request: FakeRequest) -> FakeResponse:
         if request.method != "POST" or request.path != "/v3/mail/send":

@@ -17,7 +17,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Self
 from urllib.parse import parse_qs, urlsplit
 
 
@@ -189,3 +189,24 @@ class FakeServer:
                 pass
 
         return Handler
+
+
+class FakeAPI:
+    """What every fake API shares: its FakeServer (set up in __init__ to run `handle`), started and stopped
+    as a context manager."""
+
+    server: FakeServer
+
+    def handle(self, request: FakeRequest) -> FakeResponse:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        self.server.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.stop()
+
+    @property
+    def url(self) -> str:
+        return self.server.url

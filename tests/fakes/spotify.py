@@ -19,7 +19,7 @@ import secrets
 from dataclasses import dataclass, field
 from typing import Any
 
-from tests.fakes.server import FakeRequest, FakeResponse, FakeServer
+from tests.fakes.server import FakeAPI, FakeRequest, FakeResponse, FakeServer
 
 CLIENT_ID = "fake-client-id"
 CLIENT_SECRET = "fake-client-secret"
@@ -69,7 +69,7 @@ def default_catalog() -> tuple[list[FakeArtist], list[FakeTrack]]:
     return [lanterns, vela, remixer, someone], tracks
 
 
-class FakeSpotify:
+class FakeSpotify(FakeAPI):
     def __init__(self, artists: list[FakeArtist] | None = None, tracks: list[FakeTrack] | None = None) -> None:
         if artists is None or tracks is None:
             artists, tracks = default_catalog()
@@ -79,14 +79,7 @@ class FakeSpotify:
         self.tokens: set[str] = set()
         self.server = FakeServer(self.handle)
 
-    # --- server plumbing ---
-
-    def __enter__(self) -> FakeSpotify:
-        self.server.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.stop()
+    # --- addresses ---
 
     @property
     def api_url(self) -> str:

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from tests.fakes.server import FakeRequest, FakeResponse, FakeServer, Fault
+from tests.fakes.server import FakeAPI, FakeRequest, FakeResponse, FakeServer, Fault
 
 CONSUMER_KEY = "fake-consumer-key"
 CONSUMER_SECRET = "fake-consumer-secret"
@@ -90,7 +90,7 @@ class FakeTweet:
 
 
 @dataclass
-class FakeX:
+class FakeX(FakeAPI):
     users: dict[str, FakeUser] = field(default_factory=dict)
     tweets: list[FakeTweet] = field(default_factory=list)
     # Rate-limit headers sent with successful answers; tests lower `remaining` to see a source pause early.
@@ -101,19 +101,6 @@ class FakeX:
         self.server = FakeServer(self.handle)
         self._ids = itertools.count(1_860_000_000_000_000_001)
         self.add_user(*BOT)
-
-    # --- server plumbing ---
-
-    def __enter__(self) -> FakeX:
-        self.server.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.stop()
-
-    @property
-    def url(self) -> str:
-        return self.server.url
 
     # --- test data ---
 
