@@ -107,22 +107,14 @@ def load_model(model_dir: str | Path, device: str = "auto") -> LoadedModel:
     path = Path(model_dir)
     if path.is_dir():
         path = path / CHECKPOINT_NAME
-    if not path.is_file():
-        raise FileNotFoundError(f"model checkpoint not found: {path}")
     target = resolve_device(device)
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises many types for a damaged file; all mean the same here
-        raise ValueError(f"{path} is not a readable checkpoint (corrupted or truncated?): {exc}") from exc
-    if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
-        raise ValueError(f"{path} is not a deephype sentence-VAE checkpoint")
-    if payload.get("version") != CHECKPOINT_VERSION:
-        raise ValueError(
-            f"{path} has checkpoint version {payload.get('version')!r}; this build reads {CHECKPOINT_VERSION}"
-        )
-    missing = {"model_config", "vocab", "condition", "state_dict"} - set(payload)
-    if missing:
-        raise ValueError(f"{path} lacks {sorted(missing)}")
+    payload = read_checkpoint(
+        path,
+        kind="sentence-VAE",
+        format_name=CHECKPOINT_FORMAT,
+        version=CHECKPOINT_VERSION,
+        required={"model_config", "vocab", "condition", "state_dict"},
+    )
     known = {f.name for f in fields(ModelConfig)}
     unknown = set(payload["model_config"]) - known
     if unknown:
@@ -154,6 +146,25 @@ def load_model(model_dir: str | Path, device: str = "auto") -> LoadedModel:
         metrics=dict(payload.get("metrics", {})),
         train_config=dict(payload.get("train_config", {})),
     )
+
+
+def read_checkpoint(path: Path, *, kind: str, format_name: str, version: int, required: set[str]) -> dict[str, Any]:
+    """The payload of a deephype checkpoint file (weights_only: tensors and plain data, never pickled code),
+    or a FileNotFoundError / ValueError naming what is wrong with it: unreadable, another kind of file,
+    another format version, or missing entries."""
+    if not path.is_file():
+        raise FileNotFoundError(f"{kind} model checkpoint not found: {path}")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types for a damaged file; all mean the same here
+        raise ValueError(f"{path} is not a readable {kind} checkpoint (corrupted or truncated?): {exc}") from exc
+    if not isinstance(payload, dict) or payload.get("format") != format_name:
+        raise ValueError(f"{path} is not a deephype {kind} checkpoint")
+    if payload.get("version") != version:
+        raise ValueError(f"{path} has {kind} checkpoint version {payload.get('version')!r}; this build reads {version}")
+    if missing := required - set(payload):
+        raise ValueError(f"{path} lacks {sorted(missing)}")
+    return payload
 
 
 def write_json(path: Path, data: Any) -> None:

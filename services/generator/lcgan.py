@@ -28,7 +28,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from deephype.generator.checkpoint import plain_for_torch
+from deephype.generator.checkpoint import plain_for_torch, read_checkpoint
 
 LCGAN_FORMAT = "deephype-lcgan"
 LCGAN_VERSION = 1
@@ -187,19 +187,13 @@ def load_lcgan(
     """Read an lcgan-<value>.pt; ValueError naming the problem when it is damaged or does not fit the VAE
     (StaleLCGAN when `vae`, the fingerprint of the VAE at hand, differs from the one it was trained on)."""
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"LC-GAN checkpoint not found: {path}")
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises many types for a damaged file; all mean the same here
-        raise ValueError(f"{path} is not a readable LC-GAN checkpoint (corrupted or truncated?): {exc}") from exc
-    if not isinstance(payload, dict) or payload.get("format") != LCGAN_FORMAT:
-        raise ValueError(f"{path} is not a deephype LC-GAN checkpoint")
-    if payload.get("version") != LCGAN_VERSION:
-        raise ValueError(f"{path} has LC-GAN version {payload.get('version')!r}; this build reads {LCGAN_VERSION}")
-    missing = {"value", "config", "attribute_names", "actor", "critic"} - set(payload)
-    if missing:
-        raise ValueError(f"{path} lacks {sorted(missing)}")
+    payload = read_checkpoint(
+        path,
+        kind="LC-GAN",
+        format_name=LCGAN_FORMAT,
+        version=LCGAN_VERSION,
+        required={"value", "config", "attribute_names", "actor", "critic"},
+    )
     known = {f.name for f in fields(LCGANConfig)}
     if not isinstance(payload["config"], Mapping) or set(payload["config"]) - known:
         raise ValueError(f"{path}: LC-GAN config has unknown fields")
