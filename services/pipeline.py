@@ -11,12 +11,12 @@ from dataclasses import dataclass
 from fastapi import FastAPI
 
 from deephype.common.bus import Bus
+from deephype.common.music_lookup.providers import SongInfoProvider
 from deephype.common.service import ServiceParts, create_app
 from deephype.common.settings import Settings
 from deephype.curator.auth import Auth
 from deephype.curator.email import EmailSender
 from deephype.curator.store import CuratorStore
-from deephype.enricher.providers import SongInfoProvider
 from deephype.generator.source import CandidateSource
 from deephype.listener.app import Poller
 from deephype.listener.handlers import Detector, Listener

@@ -12,10 +12,9 @@ from pathlib import Path
 import musicbrainzngs.musicbrainz as mb_client
 import pytest
 
-from deephype.common.settings import DATA_DIR
-from deephype.enricher.matching import Hit, best_hit, map_genres, normalize
-from deephype.enricher.musicbrainz import MusicBrainzProvider
-from deephype.enricher.providers import (
+from deephype.common.music_lookup.matching import Hit, best_hit, map_genres, normalize
+from deephype.common.music_lookup.musicbrainz import MusicBrainzProvider
+from deephype.common.music_lookup.providers import (
     CachedProvider,
     OfflineCatalogProvider,
     ProviderError,
@@ -23,7 +22,8 @@ from deephype.enricher.providers import (
     SongInfo,
     build_provider,
 )
-from deephype.enricher.spotify import AUDIO_FEATURES_OFF, SpotifyProvider
+from deephype.common.music_lookup.spotify import AUDIO_FEATURES_OFF, SpotifyProvider
+from deephype.common.settings import DATA_DIR
 from tests.conftest import make_settings
 from tests.fakes.musicbrainz import FakeMusicBrainz
 from tests.fakes.server import Fault
@@ -226,7 +226,7 @@ def test_spotify_403_turns_audio_features_off_once_and_genres_still_come(
     spotify: SpotifyProvider, spotify_fake: FakeSpotify, caplog: pytest.LogCaptureFixture
 ) -> None:
     spotify_fake.server.fail("/v1/audio-features", spotify_error(403, "Forbidden"))
-    with caplog.at_level(logging.WARNING, logger="deephype.enricher.spotify"):
+    with caplog.at_level(logging.WARNING, logger="deephype.common.music_lookup.spotify"):
         first = spotify.lookup("Lantern Hollow", "Paper Boats", None)
         second = spotify.lookup("Vela North", "Glass Orchard", None)
     assert first is not None and second is not None
@@ -234,7 +234,7 @@ def test_spotify_403_turns_audio_features_off_once_and_genres_still_come(
     assert first.audio_features is None and second.audio_features is None
     assert first.audio_features_missing_reason == second.audio_features_missing_reason == AUDIO_FEATURES_OFF
     assert spotify_fake.server.count("/v1/audio-features") == 1  # never asked again
-    assert len([r for r in caplog.records if r.name == "deephype.enricher.spotify"]) == 1
+    assert len([r for r in caplog.records if r.name == "deephype.common.music_lookup.spotify"]) == 1
     assert not spotify.audio_features_available
 
 
@@ -495,5 +495,5 @@ def test_build_provider_musicbrainz_uses_the_settings_host(tmp_path: Path, mb_fa
 
 
 def test_build_provider_rejects_an_unknown_name(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="unknown enricher provider 'lastfm'"):
+    with pytest.raises(ValueError, match="unknown song info provider 'lastfm'"):
         build_provider(make_settings(tmp_path, enricher_provider="lastfm"))

@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from deephype.common.memory_bus import InMemoryBus
+from deephype.common.music_lookup.spotify import SpotifyProvider
 from deephype.curator.email import SendGridSender
-from deephype.enricher.spotify import SpotifyProvider
 from deephype.listener.handlers import RawPost
 from deephype.pipeline import build_pipeline
 from deephype.poster.platforms import PlatformOptions, build_platform_publisher

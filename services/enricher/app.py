@@ -6,10 +6,10 @@ from fastapi import FastAPI
 
 from deephype.common.bus import Subscription, build_bus
 from deephype.common.contracts import SongMention
+from deephype.common.music_lookup.providers import SongInfoProvider, build_provider
 from deephype.common.service import ServiceParts, create_app
 from deephype.common.settings import Settings, get_settings
 from deephype.enricher.handlers import make_enrich_handler
-from deephype.enricher.providers import SongInfoProvider, build_provider
 
 
 def build(settings: Settings, provider: SongInfoProvider | None = None) -> ServiceParts:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from deephype.common.bus import Handler, PermanentError, RetryLater, derive_id
 from deephype.common.contracts import EnrichedSong, Envelope, Song, SongMention
-from deephype.enricher.providers import ProviderError, RateLimited, SongInfoProvider
+from deephype.common.music_lookup.providers import ProviderError, RateLimited, SongInfoProvider
 
 
 def make_enrich_handler(provider: SongInfoProvider) -> Handler:

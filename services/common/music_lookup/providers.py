@@ -1,4 +1,7 @@
-"""Where the enricher learns about a song: one small interface, several providers.
+"""Where a service learns about a song: one small interface, several providers.
+
+Shared by the enricher (genres and audio features for a mention) and the listener (is this candidate a
+real song?), so both ask the same catalog, the same search and the same cache.
 
 - OfflineCatalogProvider: data/catalog.json, no network (the demo and the default).
 - SpotifyProvider (spotify.py): search, artist genres, audio features where the app still has access.
@@ -21,10 +24,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from deephype.common.contracts import AudioFeatures
 from deephype.common.db import Database
+from deephype.common.music_lookup.matching import bare_title, normalize
 from deephype.common.settings import Settings
-from deephype.enricher.matching import bare_title, normalize
 
-log = logging.getLogger("deephype.enricher.providers")
+log = logging.getLogger("deephype.common.music_lookup.providers")
 
 
 class SongInfo(BaseModel):
@@ -117,13 +120,13 @@ class OfflineCatalogProvider:
 
     def __init__(self, path: Path) -> None:
         if not path.exists():
-            raise FileNotFoundError(f"enricher catalog {path} does not exist")
+            raise FileNotFoundError(f"song catalog {path} does not exist")
         try:
             catalog = Catalog.model_validate_json(path.read_bytes())
         except ValidationError as exc:
-            raise ValueError(f"enricher catalog {path} is not a valid catalog: {exc}") from exc
+            raise ValueError(f"song catalog {path} is not a valid catalog: {exc}") from exc
         if catalog.version != 1:
-            raise ValueError(f"enricher catalog {path} has version {catalog.version}, this build reads 1")
+            raise ValueError(f"song catalog {path} has version {catalog.version}, this build reads 1")
         self.path = path
         self._by_name: dict[tuple[str, str], CatalogTrack] = {}
         self._by_id: dict[str, CatalogTrack] = {}
@@ -208,21 +211,28 @@ class CachedProvider:
 PROVIDERS = ("offline", "spotify", "musicbrainz")
 
 
-def build_provider(settings: Settings) -> SongInfoProvider:
-    """The provider settings.enricher_provider names; network providers come wrapped in the cache."""
-    choice = settings.enricher_provider.strip().lower()
+def build_provider(
+    settings: Settings,
+    choice: str | None = None,
+    *,
+    service: str = "enricher",
+    timeout_seconds: float = 10.0,
+) -> SongInfoProvider:
+    """The provider `choice` names (default: settings.enricher_provider); network providers come wrapped in
+    a cache kept in `service`'s state folder."""
+    choice = (choice if choice is not None else settings.enricher_provider).strip().lower()
     if choice == "offline":
         return OfflineCatalogProvider(settings.enricher_catalog_path)
     inner: SongInfoProvider
     if choice == "spotify":
-        from deephype.enricher.spotify import SpotifyProvider
+        from deephype.common.music_lookup.spotify import SpotifyProvider
 
-        inner = SpotifyProvider.from_settings(settings)
+        inner = SpotifyProvider.from_settings(settings, timeout_seconds)
     elif choice == "musicbrainz":
-        from deephype.enricher.musicbrainz import MusicBrainzProvider
+        from deephype.common.music_lookup.musicbrainz import MusicBrainzProvider
 
-        inner = MusicBrainzProvider.from_settings(settings)
+        inner = MusicBrainzProvider.from_settings(settings, timeout_seconds)
     else:
-        raise ValueError(f"unknown enricher provider {settings.enricher_provider!r}; choose one of {PROVIDERS}")
-    cache_path = settings.service_state_dir("enricher") / f"{choice}-cache.sqlite3"
+        raise ValueError(f"unknown song info provider {choice!r}; choose one of {PROVIDERS}")
+    cache_path = settings.service_state_dir(service) / f"{choice}-cache.sqlite3"
     return CachedProvider(inner, cache_path, settings.enricher_cache_ttl_seconds)

@@ -22,11 +22,11 @@ from typing import Any
 import musicbrainzngs
 import musicbrainzngs.musicbrainz as mb_client
 
+from deephype.common.music_lookup.matching import Hit, best_hit, map_genres
+from deephype.common.music_lookup.providers import ProviderError, RateLimited, SongInfo, parse_retry_after
 from deephype.common.settings import Settings
-from deephype.enricher.matching import Hit, best_hit, map_genres
-from deephype.enricher.providers import ProviderError, RateLimited, SongInfo, parse_retry_after
 
-log = logging.getLogger("deephype.enricher.musicbrainz")
+log = logging.getLogger("deephype.common.music_lookup.musicbrainz")
 
 NAME = "musicbrainz"
 SEARCH_LIMIT = 10

@@ -20,17 +20,17 @@ from spotipy.cache_handler import MemoryCacheHandler
 from spotipy.oauth2 import SpotifyClientCredentials, SpotifyOauthError
 
 from deephype.common.contracts import AudioFeatures
-from deephype.common.settings import Settings
-from deephype.enricher.matching import Hit, best_hit, map_genres
-from deephype.enricher.providers import (
+from deephype.common.music_lookup.matching import Hit, best_hit, map_genres
+from deephype.common.music_lookup.providers import (
     ProviderError,
     RateLimited,
     SongInfo,
     audio_features_from,
     parse_retry_after,
 )
+from deephype.common.settings import Settings
 
-log = logging.getLogger("deephype.enricher.spotify")
+log = logging.getLogger("deephype.common.music_lookup.spotify")
 # spotipy logs request headers at DEBUG: the Basic client credentials and the bearer token. Never let them
 # reach a log, whatever level the service runs at.
 for _name in ("spotipy", "spotipy.client", "spotipy.oauth2"):
