@@ -11,12 +11,16 @@ import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from email.message import Message
 
 from fastapi import APIRouter, FastAPI, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Message as AsgiMessage
 
 from deephype import __version__
+from deephype.common import strict_json
 from deephype.common.bus import Bus, Subscription
 
 log = logging.getLogger("deephype.service")
@@ -86,7 +90,62 @@ def create_app(parts: ServiceParts, bus: Bus, *, manage_bus: bool = True) -> Fas
 
     for router in parts.routers:
         app.include_router(router)
+    app.add_middleware(StrictJsonBodies)
     return app
+
+
+class StrictJsonBodies:
+    """Refuses, with a 422 that says why, a JSON body that is not strict JSON (NaN, Infinity, a lone
+    surrogate, nesting too deep to read) before any route sees it: such values crash far from the input,
+    e.g. while FastAPI renders its own 422 with the offending input in it."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not _read_as_json(scope):
+            await self.app(scope, receive, send)
+            return
+        chunks: list[bytes] = []
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":  # the client went away
+                return
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body", False):
+                break
+        body = b"".join(chunks)
+        if body.strip():
+            try:
+                strict_json.loads(body)
+            except strict_json.NotStrictJson as exc:
+                error = {"type": "json_invalid", "loc": ["body", *exc.location], "msg": exc.reason}
+                await JSONResponse({"detail": [error]}, status_code=422)(scope, receive, send)
+                return
+
+        replayed = False
+
+        async def replay() -> AsgiMessage:
+            nonlocal replayed
+            if replayed:
+                return await receive()
+            replayed = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        await self.app(scope, replay, send)
+
+
+def _read_as_json(scope: Scope) -> bool:
+    """Whether FastAPI would parse this request's body as JSON: no content type, or a JSON one."""
+    if scope["method"] in ("GET", "HEAD", "OPTIONS"):
+        return False
+    content_type = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"content-type"), "")
+    if not content_type:
+        return True
+    parsed = Message()
+    parsed["content-type"] = content_type
+    subtype = parsed.get_content_subtype()
+    return parsed.get_content_maintype() == "application" and (subtype == "json" or subtype.endswith("+json"))
 
 
 def _safe(check: Callable[[], bool]) -> bool:

@@ -8,7 +8,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from deephype.common.bus import Bus, derive_id
 from deephype.common.contracts import Platform, SongMention, utcnow
@@ -106,21 +106,14 @@ class Listener:
         # The ids depend only on the post, so a post seen again (restart, webhook retry) makes the same
         # message, which every later stage recognises as a duplicate.
         message_id = derive_id("post", post.platform.value, post.post_id)
-        mention = SongMention(
-            message_id=message_id,
-            trace_id=message_id,
-            platform=post.platform,
-            post_id=post.post_id,
-            author=post.author,
-            text=post.text,
-            url=post.url,
-            artist=detection.artist,
-            title=detection.title,
-            spotify_track_id=detection.spotify_track_id,
-            detection_confidence=detection.confidence,
-            observed_at=post.created_at or utcnow(),
-            on_demand=post.mentions_bot,
-        )
+        try:
+            mention = self._mention(post, detection, message_id)
+        except ValidationError as exc:
+            # The post itself was valid, so the detector named something no message can carry (600
+            # letters of artist, say): that is no song we can comment on.
+            log.warning("post %s %s: detected song refused: %s", post.platform, post.post_id, exc.errors()[0]["msg"])
+            self._record(post, "no_song")
+            return IngestResult(status=IngestStatus.no_song, platform=post.platform, post_id=post.post_id)
         # Recorded as pending first: if we crash before the broker confirms, the next sight of the post
         # publishes it again instead of treating it as done.
         self._record(post, "pending", mention)
@@ -142,6 +135,24 @@ class Listener:
             trace_id=mention.trace_id,
             artist=mention.artist,
             title=mention.title,
+        )
+
+    @staticmethod
+    def _mention(post: RawPost, detection: Any, message_id: str) -> SongMention:
+        return SongMention(
+            message_id=message_id,
+            trace_id=message_id,
+            platform=post.platform,
+            post_id=post.post_id,
+            author=post.author,
+            text=post.text,
+            url=post.url,
+            artist=detection.artist,
+            title=detection.title,
+            spotify_track_id=detection.spotify_track_id,
+            detection_confidence=detection.confidence,
+            observed_at=post.created_at or utcnow(),
+            on_demand=post.mentions_bot,
         )
 
     def _record(self, post: RawPost, status: str, mention: SongMention | None = None) -> None:
