@@ -16,6 +16,7 @@ COMMAND_MODULES = (
     "deephype.generator.lcgan_cli",
     "deephype.listener.cli",
     "deephype.common.cli",
+    "deephype.common.signing",
 )
 
 

@@ -46,6 +46,11 @@ def run(args: argparse.Namespace) -> int:
     else:
         overrides["state_dir"] = Path("var/demo")
     settings = Settings(**overrides)
+    if not settings.approval_keys.get_secret_value():
+        from deephype.common.signing import new_key
+
+        # Curator and poster are this one process, whichever bus: a key of its own signs its approvals.
+        settings = settings.with_overrides(approval_keys=new_key())
     logging.basicConfig(
         level=logging.WARNING if args.json else logging.INFO,
         format="%(asctime)s %(name)s %(levelname)s %(message)s",

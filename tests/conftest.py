@@ -44,9 +44,14 @@ def bundled_model() -> CandidateSource:
     return ModelCandidateSource.load(BUNDLED_MODEL, Settings(_env_file=None))  # type: ignore[call-arg]
 
 
+# The curator signs approvals with it and the poster checks them (needed over RabbitMQ; see signing.py).
+TEST_APPROVAL_KEY = "test-approval-key-7d1e0c5a9b3f4e2d8c6a"
+
+
 def make_settings(tmp_path: Path, **overrides: object) -> Settings:
     values: dict[str, object] = {
         "state_dir": tmp_path / "state",
+        "approval_keys": TEST_APPROVAL_KEY,
         "retry_delays": [0.2, 0.5, 1.0],
         "max_attempts": 3,
         "handler_threads": 2,

@@ -12,11 +12,12 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.handlers import Message as MessageHandler
 
 from deephype.common.db import Database
+from deephype.common.signing import ApprovalKeys
 from deephype.curator.auth import Auth
 from deephype.curator.email import EmailError, OutboxSender, SendGridSender, SmtpSender, compose
 from deephype.curator.handlers import make_candidates_handler
 from deephype.curator.store import SCHEMA, CuratorStore
-from tests.conftest import make_settings
+from tests.conftest import TEST_APPROVAL_KEY, make_settings
 from tests.factories import candidates
 from tests.fakes.sendgrid import FakeSendGrid
 from tests.fakes.server import Fault
@@ -55,7 +56,7 @@ def test_one_email_per_song_over_smtp_with_every_candidate_and_a_link(tmp_path: 
         public_url="http://review.example:8004",
         curator_secret_key="k" * 32,
     )
-    store = CuratorStore(Database(tmp_path / "c.sqlite3", SCHEMA))
+    store = CuratorStore(Database(tmp_path / "c.sqlite3", SCHEMA), ApprovalKeys([TEST_APPROVAL_KEY]))
     auth = Auth(settings)
     handle = make_candidates_handler(store, SmtpSender(settings, timeout=5), auth, settings, post_platform="x")
     message = candidates(texts=("A <b>bold</b> first take.", "Second take."))
@@ -74,7 +75,7 @@ def test_one_email_per_song_over_smtp_with_every_candidate_and_a_link(tmp_path: 
 
 def test_smtp_failure_is_an_email_error_so_the_bus_retries(tmp_path: Path) -> None:
     settings = make_settings(tmp_path, curator_email_backend="smtp", smtp_port=free_port())
-    store = CuratorStore(Database(tmp_path / "c.sqlite3", SCHEMA))
+    store = CuratorStore(Database(tmp_path / "c.sqlite3", SCHEMA), ApprovalKeys([TEST_APPROVAL_KEY]))
     store.add_candidates(candidates())
     song = store.songs()[0]
     with pytest.raises(EmailError, match=r"SMTP 127\.0\.0\.1"):
@@ -84,7 +85,7 @@ def test_smtp_failure_is_an_email_error_so_the_bus_retries(tmp_path: Path) -> No
 
 def test_outbox_writes_one_eml_per_song(tmp_path: Path) -> None:
     settings = make_settings(tmp_path)
-    store = CuratorStore(Database(tmp_path / "c.sqlite3", SCHEMA))
+    store = CuratorStore(Database(tmp_path / "c.sqlite3", SCHEMA), ApprovalKeys([TEST_APPROVAL_KEY]))
     outbox = OutboxSender(tmp_path / "outbox")
     handle = make_candidates_handler(store, outbox, Auth(settings), settings, post_platform="x")
     handle(candidates("1"))
@@ -99,7 +100,7 @@ def sendgrid_settings(tmp_path: Path, url: str, key: str = "SG.fake-key-for-test
 
 
 def one_song(tmp_path: Path):  # type: ignore[no-untyped-def]
-    store = CuratorStore(Database(tmp_path / "c.sqlite3", SCHEMA))
+    store = CuratorStore(Database(tmp_path / "c.sqlite3", SCHEMA), ApprovalKeys([TEST_APPROVAL_KEY]))
     store.add_candidates(candidates(texts=("First take.", "Second take.")))
     return store.songs()[0]
 

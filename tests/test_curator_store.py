@@ -5,13 +5,15 @@ from pathlib import Path
 import pytest
 
 from deephype.common.db import Database
+from deephype.common.signing import ApprovalKeys
 from deephype.curator.store import SCHEMA, AlreadyDecided, CuratorStore, NotFound
+from tests.conftest import TEST_APPROVAL_KEY
 from tests.factories import candidates
 
 
 @pytest.fixture
 def store(tmp_path: Path) -> CuratorStore:
-    return CuratorStore(Database(tmp_path / "curator.sqlite3", SCHEMA))
+    return CuratorStore(Database(tmp_path / "curator.sqlite3", SCHEMA), ApprovalKeys([TEST_APPROVAL_KEY]))
 
 
 def test_a_redelivered_candidate_set_is_stored_once(store: CuratorStore) -> None:

@@ -39,6 +39,7 @@ CATALOG = json.loads((REPO / "data" / "catalog.json").read_text())["tracks"]
 SECRETS = {
     "DEEPHYPE_CURATOR_PASSWORD": "pw-6f1c2e9a-curator",
     "DEEPHYPE_CURATOR_SECRET_KEY": "key-9b7d4c1e-signing-secret-0123456789",
+    "DEEPHYPE_APPROVAL_KEYS": "approval-4d2f8b1e-new-key-0123456789abcdef,approval-0a9c3e7d-old-key-0123456789",
     "DEEPHYPE_SMTP_PASSWORD": "smtp-3a8e5f2b",
     "DEEPHYPE_SENDGRID_API_KEY": "SG.sendgrid-7c2d9e4f",
     "DEEPHYPE_X_BEARER_TOKEN": "x-bearer-1d5f8a3c",

@@ -18,12 +18,13 @@ from pydantic import SecretStr
 from deephype.common.bus import PermanentError, RetryLater
 from deephype.common.contracts import Approval, Platform, ReplyTarget, Song
 from deephype.common.db import Database
+from deephype.common.signing import ApprovalKeys
 from deephype.listener.platforms import PlatformOptions
 from deephype.poster.app import build as build_poster
 from deephype.poster.handlers import SCHEMA, PostLedger, make_approval_handler
 from deephype.poster.platforms import BlueskyPublisher, MastodonPublisher, XPublisher, build_platform_publisher
 from deephype.poster.publishers import PublishRefused
-from tests.conftest import make_settings
+from tests.conftest import TEST_APPROVAL_KEY, make_settings
 from tests.fakes import bluesky as fb
 from tests.fakes import mastodon as fm
 from tests.fakes import x as fx
@@ -31,6 +32,7 @@ from tests.fakes.server import Fault
 from tests.test_platform_sources import FakeClock
 
 FAST = PlatformOptions(timeout_seconds=0.5)
+KEYS = ApprovalKeys([TEST_APPROVAL_KEY])
 
 
 def x_publisher(tmp_path: Path, fake: fx.FakeX, clock: Any = time.time, **options: Any) -> XPublisher:
@@ -330,7 +332,8 @@ def test_missing_credentials_name_the_setting(tmp_path: Path, platform: str, mis
 
 
 def approval(text: str, reply_to: ReplyTarget | None = None) -> Approval:
-    return Approval(
+    """An approval as the curator signs it."""
+    approval = Approval(
         candidates_message_id="candidates-1",
         candidate_id="candidate-1",
         final_text=text,
@@ -338,11 +341,12 @@ def approval(text: str, reply_to: ReplyTarget | None = None) -> Approval:
         song=Song(artist="Lantern Hollow", title="Paper Boats"),
         reply_to=reply_to,
     )
+    return KEYS.sign(approval)
 
 
 def test_the_poster_retries_an_x_refusal_and_never_repeats_an_unknown_outcome(tmp_path: Path, x: fx.FakeX) -> None:
     db = Database(tmp_path / "poster.sqlite3", SCHEMA)
-    handle = make_approval_handler(PostLedger(db), x_publisher(tmp_path, x))
+    handle = make_approval_handler(PostLedger(db), x_publisher(tmp_path, x), KEYS)
 
     refused = approval("Paper Boats: a quiet storm.")
     x.server.fail("/2/tweets", fx.rate_limited(int(time.time()) + 60, times=1))

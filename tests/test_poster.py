@@ -9,15 +9,19 @@ import pytest
 from deephype.common.bus import PermanentError, RetryLater
 from deephype.common.contracts import Approval, Platform, PublishedPost, ReplyTarget
 from deephype.common.db import Database
+from deephype.common.signing import ApprovalKeys
 from deephype.curator.store import SCHEMA as CURATOR_SCHEMA
 from deephype.curator.store import CuratorStore
 from deephype.poster.handlers import SCHEMA, PostLedger, make_approval_handler
 from deephype.poster.publishers import DryRunPublisher, PublishRefused, PublishResult
+from tests.conftest import TEST_APPROVAL_KEY
 from tests.factories import candidates
+
+KEYS = ApprovalKeys([TEST_APPROVAL_KEY])
 
 
 def approval(tmp_path: Path, text: str | None = None, post_platform: str = "x") -> Approval:
-    store = CuratorStore(Database(tmp_path / "curator.sqlite3", CURATOR_SCHEMA))
+    store = CuratorStore(Database(tmp_path / "curator.sqlite3", CURATOR_SCHEMA), KEYS)
     message = candidates()
     store.add_candidates(message)
     return store.approve(
@@ -52,7 +56,7 @@ def db(tmp_path: Path) -> Database:
 
 def test_a_redelivered_approval_publishes_nothing_new(tmp_path: Path, db: Database) -> None:
     publisher = DryRunPublisher(db)
-    handle = make_approval_handler(PostLedger(db), publisher)
+    handle = make_approval_handler(PostLedger(db), publisher, KEYS)
     message = approval(tmp_path)
     [first] = handle(message)
     [again] = handle(message)
@@ -63,7 +67,7 @@ def test_a_redelivered_approval_publishes_nothing_new(tmp_path: Path, db: Databa
 
 def test_an_interrupted_call_on_a_non_idempotent_platform_is_never_retried(tmp_path: Path, db: Database) -> None:
     platform = FlakyPlatform("timeout")
-    handle = make_approval_handler(PostLedger(db), platform)
+    handle = make_approval_handler(PostLedger(db), platform, KEYS)
     message = approval(tmp_path)
     with pytest.raises(TimeoutError):
         handle(message)
@@ -76,7 +80,7 @@ def test_an_interrupted_call_on_a_non_idempotent_platform_is_never_retried(tmp_p
 def test_a_refusal_is_retried_after_the_platforms_delay_and_then_published(tmp_path: Path, db: Database) -> None:
     platform = FlakyPlatform("refuse")
     ledger = PostLedger(db)
-    handle = make_approval_handler(ledger, platform)
+    handle = make_approval_handler(ledger, platform, KEYS)
     message = approval(tmp_path)
     with pytest.raises(RetryLater) as refused:
         handle(message)
@@ -89,7 +93,7 @@ def test_a_refusal_is_retried_after_the_platforms_delay_and_then_published(tmp_p
 
 
 def test_text_over_the_platform_limit_is_dead_lettered_not_cut(tmp_path: Path, db: Database) -> None:
-    handle = make_approval_handler(PostLedger(db), FlakyPlatform("ok"))
+    handle = make_approval_handler(PostLedger(db), FlakyPlatform("ok"), KEYS)
     # The curator refuses such edits; this approval was made for another platform (a changed setting).
     with pytest.raises(PermanentError, match="281 characters as x counts them"):
         handle(approval(tmp_path, "x" * 281, post_platform="mastodon"))

@@ -203,6 +203,9 @@ class Approval(Envelope):
     song: Song
     reply_to: ReplyTarget | None = None
     approved_by: str = "curator"
+    # The curator's HMAC over every other field (deephype.common.signing). Optional here so that an
+    # unsigned approval parses and the poster dead-letters it with that reason, instead of a schema error.
+    signature: str | None = Field(default=None, max_length=256)
 
 
 class PublishedPost(Envelope):

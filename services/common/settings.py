@@ -91,6 +91,9 @@ class Settings(BaseSettings):
     sendgrid_api_key: SecretStr = SecretStr("")
     sendgrid_base_url: str = "https://api.sendgrid.com"
 
+    # --- approvals: the curator signs them, the poster checks (comma-separated; the first signs) ---
+    approval_keys: SecretStr = SecretStr("")
+
     # --- poster ---
     poster_platform: str = "dry_run"  # dry_run | x | mastodon | bluesky
 
@@ -148,7 +151,9 @@ class Settings(BaseSettings):
             value = getattr(self, name)
             if isinstance(value, SecretStr) and value.get_secret_value():
                 values.append(value.get_secret_value())
-        return values
+        # Each approval key is a secret on its own too (a log could show one without the others).
+        keys = [key.strip() for key in self.approval_keys.get_secret_value().split(",") if key.strip()]
+        return values + [key for key in keys if key not in values]
 
     def service_state_dir(self, service: str) -> Path:
         path = self.state_dir / service

@@ -19,6 +19,7 @@ from deephype.common.contracts import Candidates, PublishedPost
 from deephype.common.db import Database
 from deephype.common.service import ServiceParts, create_app
 from deephype.common.settings import Settings, get_settings
+from deephype.common.signing import ApprovalKeys
 from deephype.curator.auth import SESSION_COOKIE, SESSION_MAX_AGE, Auth, Session, TokenError
 from deephype.curator.email import EmailSender, build_sender
 from deephype.curator.handlers import make_candidates_handler, make_published_handler
@@ -48,7 +49,8 @@ class ApprovalSender:
         sent = 0
         # Give the normal path (publish right after the decision, or the handler's own output) time first.
         for approval in self.store.unsent_approvals(older_than_seconds=self.interval):
-            self.bus.publish(approval)
+            # Signed again with the current key: one stored before a key rotation still verifies.
+            self.bus.publish(self.store.keys.sign(approval))
             self.store.mark_approval_sent(approval.message_id)
             sent += 1
         return sent
@@ -69,7 +71,7 @@ class ApprovalSender:
 
 def build(settings: Settings, bus: Bus, sender: EmailSender | None = None) -> tuple[ServiceParts, CuratorStore, Auth]:
     db = Database(settings.service_state_dir("curator") / "curator.sqlite3", SCHEMA)
-    store = CuratorStore(db)
+    store = CuratorStore(db, ApprovalKeys.from_settings(settings))
     auth = Auth(settings)
     sender = sender or build_sender(settings)
     approvals = ApprovalSender(store, bus)

@@ -15,6 +15,7 @@ from typing import Any
 from deephype.common.bus import derive_id
 from deephype.common.contracts import Approval, Candidates, PublishedPost, ReplyTarget, length_problem, utcnow
 from deephype.common.db import Database
+from deephype.common.signing import ApprovalKeys
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS songs (
@@ -107,8 +108,9 @@ def approval_text_problem(text: str, post_platform: str) -> str | None:
 
 
 class CuratorStore:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, keys: ApprovalKeys) -> None:
         self.db = db
+        self.keys = keys  # every approval is signed before it is stored, so the outbox holds signed ones
 
     def add_candidates(self, message: Candidates) -> bool:
         """Store a candidate set; False when it was stored before (a redelivery)."""
@@ -213,16 +215,18 @@ class CuratorStore:
                 if mention.on_demand and mention.platform.value == post_platform
                 else None
             )
-            approval = message.child(
-                Approval,
-                message_id=derive_id(set_id, "approval"),
-                candidates_message_id=set_id,
-                candidate_id=candidate_id,
-                final_text=text,
-                edited=text != candidate["text"],
-                song=message.enriched.song,
-                reply_to=reply_to,
-                approved_by=by,
+            approval = self.keys.sign(
+                message.child(
+                    Approval,
+                    message_id=derive_id(set_id, "approval"),
+                    candidates_message_id=set_id,
+                    candidate_id=candidate_id,
+                    final_text=text,
+                    edited=text != candidate["text"],
+                    song=message.enriched.song,
+                    reply_to=reply_to,
+                    approved_by=by,
+                )
             )
             now = utcnow().isoformat()
             connection.execute(

@@ -11,6 +11,7 @@ from deephype.common.contracts import Approval
 from deephype.common.db import Database
 from deephype.common.service import ServiceParts, create_app
 from deephype.common.settings import Settings, get_settings
+from deephype.common.signing import ApprovalKeys
 from deephype.poster.handlers import SCHEMA, PostLedger, make_approval_handler
 from deephype.poster.publishers import Publisher, build_publisher
 
@@ -18,6 +19,7 @@ from deephype.poster.publishers import Publisher, build_publisher
 def build(settings: Settings, bus: Bus, publisher: Publisher | None = None) -> tuple[ServiceParts, PostLedger]:
     db = Database(settings.service_state_dir("poster") / "poster.sqlite3", SCHEMA)
     ledger = PostLedger(db)
+    keys = ApprovalKeys.from_settings(settings)
     publisher = publisher or build_publisher(settings.poster_platform, db, settings)
 
     router = APIRouter(prefix="/v1", tags=["poster"])
@@ -29,7 +31,7 @@ def build(settings: Settings, bus: Bus, publisher: Publisher | None = None) -> t
 
     parts = ServiceParts(
         name="poster",
-        subscriptions=[Subscription("poster", {Approval: make_approval_handler(ledger, publisher)})],
+        subscriptions=[Subscription("poster", {Approval: make_approval_handler(ledger, publisher, keys)})],
         ready_checks={"database": db.ping},
         routers=[router],
     )

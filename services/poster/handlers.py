@@ -17,6 +17,7 @@ from typing import Any
 from deephype.common.bus import Handler, PermanentError, RetryLater, derive_id
 from deephype.common.contracts import Approval, Envelope, PublishedPost, text_length, utcnow
 from deephype.common.db import Database
+from deephype.common.signing import ApprovalKeys
 from deephype.poster.publishers import Publisher, PublishRefused
 
 log = logging.getLogger("deephype.poster")
@@ -94,9 +95,13 @@ def _json(value: str | None) -> Any:
     return json.loads(value) if value else None
 
 
-def make_approval_handler(ledger: PostLedger, publisher: Publisher) -> Handler:
+def make_approval_handler(ledger: PostLedger, publisher: Publisher, keys: ApprovalKeys) -> Handler:
+    """`keys` check that the curator signed each approval: a forged or altered one is never published."""
+
     def handle(message: Envelope) -> list[Envelope]:
         assert isinstance(message, Approval)
+        if problem := keys.problem(message):
+            raise PermanentError(f"approval {message.message_id} refused: {problem}")
         text = message.final_text
         length = text_length(text, publisher.platform)
         if length > publisher.text_limit:
