@@ -123,6 +123,30 @@ def test_malformed_messages_are_dead_lettered_with_a_reason_and_the_flow_goes_on
         bus.stop()
 
 
+def test_bodies_python_reads_but_json_does_not_are_dead_lettered_at_once_as_not_decodable(
+    bus_settings: Settings,
+) -> None:
+    """200,000 `[` in under 1 MB made decode raise RecursionError: requeued 10 times, each with a traceback."""
+    collected = Collector()
+    bus = started(bus_settings, Subscription("enricher", {SongMention: collected}))
+    try:
+        inject = _injector(bus)
+        inject(b"[" * 200_000)
+        inject(b'{"schema_version": 1, "kind": "song_mention", "x": ' + b"[" * 5_000 + b"]" * 5_000 + b"}")
+        inject(encode(mention("nan")).replace(b'"detection_confidence":1.0', b'"detection_confidence":NaN'))
+        inject(encode(mention("surrogate")).replace(b'"author":"ana"', b'"author":"an\\ud800a"'))
+        good = mention("good")
+        bus.publish(good)
+        assert wait_until(lambda: len(bus.dead_letters()) == 4)
+        for record in bus.dead_letters():
+            assert record.attempts == 1, record.reason
+            assert "not decodable" in record.reason, record.reason
+        assert any("too deeply" in record.reason for record in bus.dead_letters())
+        assert [m.message_id for m in collected.wait_for(1)] == [good.message_id]
+    finally:
+        bus.stop()
+
+
 def test_errors_are_retried_then_dead_lettered_and_can_be_replayed(bus_settings: Settings) -> None:
     attempts: list[int] = []
     healed = threading.Event()

@@ -165,6 +165,10 @@ def process_delivery(subscription: Subscription, policy: RetryPolicy, body: byte
     except InvalidMessage as exc:
         MESSAGES_FAILED.labels(queue, "dead_letter").inc()
         return DeadLetter(f"invalid message: {exc}", attempt)
+    except Exception as exc:  # decoding is pure: what fails once fails on every redelivery
+        MESSAGES_FAILED.labels(queue, "dead_letter").inc()
+        log.warning("dead-lettering a body that could not be decoded: %s: %s", type(exc).__name__, exc)
+        return DeadLetter(f"invalid message: not decodable: {type(exc).__name__}: {exc}", attempt)
     handler = subscription.handlers.get(type(message))
     if handler is None:
         MESSAGES_FAILED.labels(queue, "dead_letter").inc()

@@ -7,7 +7,6 @@ producer/consumer version skew shows up as a dead-lettered message with a reason
 
 from __future__ import annotations
 
-import json
 import re
 import unicodedata
 import uuid
@@ -16,6 +15,8 @@ from enum import StrEnum
 from typing import Annotated, Any, ClassVar, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
+
+from deephype.common import strict_json
 
 SCHEMA_VERSION = 1
 
@@ -237,13 +238,10 @@ def decode(body: bytes, expected: type[EnvelopeT] | None = None, *, max_bytes: i
     if len(body) > max_bytes:
         raise InvalidMessage(f"payload too large: {len(body)} bytes > {max_bytes}")
     try:
-        text = body.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise InvalidMessage(f"body is not UTF-8: {exc}") from exc
-    try:
-        raw = json.loads(text)
-    except ValueError as exc:
-        raise InvalidMessage(f"body is not JSON: {exc}") from exc
+        raw = strict_json.loads(body)
+    except strict_json.NotStrictJson as exc:
+        where = ".".join(map(str, exc.location))
+        raise InvalidMessage(f"not decodable: {exc.reason}" + (f" (at {where})" if where else "")) from exc
     if not isinstance(raw, dict):
         raise InvalidMessage(f"body is a JSON {type(raw).__name__}, expected an object")
     version = raw.get("schema_version")
