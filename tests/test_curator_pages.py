@@ -42,3 +42,35 @@ def test_a_too_long_edit_is_refused_without_spending_the_review_link(tmp_path: P
     assert store.song(set_id).status == "approved"
     [decision] = store.decisions()
     assert (decision["decision"], decision["final_text"]) == ("approved", text)
+
+
+def test_a_failed_attempt_does_not_spend_the_review_link_and_a_decision_does(tmp_path: Path) -> None:
+    """Issue 12, item 6: a wrong candidate id (404) used to spend the link, so the retry was refused."""
+    settings = make_settings(tmp_path, curator_secret_key="k" * 32)
+    bus = InMemoryBus(settings)
+    parts, store, auth = build(settings, bus)
+    message = candidates("p6")
+    store.add_candidates(message)
+    set_id = message.message_id
+    link = f"/review/{auth.review_token(set_id)}"
+    with TestClient(create_app(parts, bus)) as client:
+        page = client.get(link)
+        csrf = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)  # type: ignore[union-attr]
+
+        wrong = client.post(
+            f"/songs/{set_id}/approve", data={"csrf": csrf, "candidate_id": "no-such-candidate", "text": "Fine."}
+        )
+        assert wrong.status_code == 404
+        assert store.song(set_id).status == "pending"
+
+        right = message.candidates[1].candidate_id
+        approved = client.post(f"/songs/{set_id}/approve", data={"csrf": csrf, "candidate_id": right, "text": "Fine."})
+        assert approved.status_code == 200 and "Approved" in approved.text
+        assert store.song(set_id).status == "approved"
+
+        # The decision spent the link: deciding again with its session, or opening it again, is refused.
+        reject = client.post(f"/songs/{set_id}/reject", data={"csrf": csrf})
+        assert reject.status_code == 403 and "Link already used" in reject.text
+        again = client.get(link)
+        assert again.status_code == 403 and "Link already used" in again.text
+    assert store.song(set_id).status == "approved"

@@ -23,7 +23,7 @@ from deephype.common.signing import ApprovalKeys
 from deephype.curator.auth import SESSION_COOKIE, SESSION_MAX_AGE, Auth, Session, TokenError
 from deephype.curator.email import EmailSender, build_sender
 from deephype.curator.handlers import make_candidates_handler, make_published_handler
-from deephype.curator.store import SCHEMA, AlreadyDecided, CuratorStore, NotFound, approval_text_problem
+from deephype.curator.store import SCHEMA, AlreadyDecided, CuratorStore, LinkUsed, NotFound, approval_text_problem
 
 log = logging.getLogger("deephype.curator")
 
@@ -77,8 +77,8 @@ def build(settings: Settings, bus: Bus, sender: EmailSender | None = None) -> tu
     approvals = ApprovalSender(store, bus)
     post_platform = settings.poster_platform
 
-    def approve(set_id: str, candidate_id: str, text: str | None, by: str) -> None:
-        approval = store.approve(set_id, candidate_id, text, by=by, post_platform=post_platform)
+    def approve(set_id: str, candidate_id: str, text: str | None, by: str, token_id: str | None = None) -> None:
+        approval = store.approve(set_id, candidate_id, text, by=by, post_platform=post_platform, token_id=token_id)
         try:
             bus.publish(approval)
             store.mark_approval_sent(approval.message_id)
@@ -243,12 +243,18 @@ def build(settings: Settings, bus: Bus, sender: EmailSender | None = None) -> tu
         # Bad input is refused before a review link is spent, so the curator can fix the text and retry.
         if problem := check():
             return message(request, session, "Cannot approve", problem, 422)
-        # A review link is single-use: the first decision spends it.
-        if session.user != "curator" and (session.token_id is None or not store.use_token(session.token_id)):
+        # A review link is single-use: the first decision that succeeds spends it (in the same transaction),
+        # so a failed attempt (a wrong candidate, a text refused) leaves it usable for the retry.
+        if session.user == "curator":
+            by, token_id = "curator", None
+        elif session.token_id is None or store.token_used(session.token_id):
             return message(request, session, "Link already used", "This review link was used already.", 403)
-        by = "curator" if session.user == "curator" else "review-link"
+        else:
+            by, token_id = "review-link", session.token_id
         try:
-            done = action(by)
+            done = action(by, token_id)
+        except LinkUsed as exc:
+            return message(request, session, "Link already used", str(exc), 403)
         except NotFound as exc:
             return message(request, session, "Not found", str(exc), 404)
         except AlreadyDecided as exc:
@@ -269,13 +275,17 @@ def build(settings: Settings, bus: Bus, sender: EmailSender | None = None) -> tu
             request,
             set_id,
             csrf,
-            lambda by: approve(set_id, candidate_id, text, by) or "Approved: it will be posted shortly.",
+            lambda by, token_id: (
+                approve(set_id, candidate_id, text, by, token_id) or "Approved: it will be posted shortly."
+            ),
             check=lambda: approval_text_problem(text.strip(), post_platform),
         )
 
     @pages.post("/songs/{set_id}/reject")
     def reject_form(request: Request, set_id: str, csrf: Annotated[str, Form()]) -> Response:
-        return decide(request, set_id, csrf, lambda by: store.reject(set_id, by=by) or "Rejected.")
+        return decide(
+            request, set_id, csrf, lambda by, token_id: store.reject(set_id, by=by, token_id=token_id) or "Rejected."
+        )
 
     parts = ServiceParts(
         name="curator",

@@ -8,6 +8,7 @@ the set, so even a double click yields one approval and the poster publishes onc
 from __future__ import annotations
 
 import json
+import sqlite3
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -69,6 +70,10 @@ class AlreadyDecided(Exception):
 
 class NotFound(Exception):
     pass
+
+
+class LinkUsed(Exception):
+    """The single-use review link already decided something."""
 
 
 @dataclass(frozen=True)
@@ -188,11 +193,18 @@ class CuratorStore:
         )
 
     def approve(
-        self, set_id: str, candidate_id: str, final_text: str | None, *, by: str, post_platform: str
+        self,
+        set_id: str,
+        candidate_id: str,
+        final_text: str | None,
+        *,
+        by: str,
+        post_platform: str,
+        token_id: str | None = None,
     ) -> Approval:
         """Approve one candidate (maybe edited) for posting on `post_platform`. Atomic: a song is approved
         at most once. A text too long for that platform is refused here, where the curator can fix it, not
-        dead-lettered by the poster later."""
+        dead-lettered by the poster later. A review link's `token_id` is spent only if the approval is made."""
         with self.db.transaction() as connection:
             row = connection.execute("SELECT * FROM songs WHERE set_id=?", (set_id,)).fetchone()
             if row is None:
@@ -207,6 +219,7 @@ class CuratorStore:
             text = (final_text if final_text is not None else candidate["text"]).strip()
             if problem := approval_text_problem(text, post_platform):
                 raise ValueError(problem)
+            _spend_token(connection, token_id)
             message = Candidates.model_validate_json(row["message"])
             mention = message.enriched.mention
             # Reply only to posts that asked the bot (X allows replies only to posts that mention it).
@@ -240,13 +253,15 @@ class CuratorStore:
             )
         return approval
 
-    def reject(self, set_id: str, *, by: str) -> None:
+    def reject(self, set_id: str, *, by: str, token_id: str | None = None) -> None:
+        """Reject every candidate of a song; a review link's `token_id` is spent only if it is rejected."""
         with self.db.transaction() as connection:
             row = connection.execute("SELECT status, artist, title FROM songs WHERE set_id=?", (set_id,)).fetchone()
             if row is None:
                 raise NotFound(f"no song with id {set_id}")
             if row["status"] != "pending":
                 raise AlreadyDecided(f"{row['artist']} - {row['title']} is already {row['status']}")
+            _spend_token(connection, token_id)
             now = utcnow().isoformat()
             connection.execute("UPDATE songs SET status='rejected', decided_at=? WHERE set_id=?", (now, set_id))
             connection.executemany(
@@ -298,10 +313,20 @@ class CuratorStore:
 
     def use_token(self, token_id: str) -> bool:
         """Spend a single-use link token; False when it was used before."""
-        with self.db.transaction() as connection:
-            return bool(
-                connection.execute(
-                    "INSERT OR IGNORE INTO used_tokens (token_id, used_at) VALUES (?, ?)",
-                    (token_id, utcnow().isoformat()),
-                ).rowcount
-            )
+        try:
+            with self.db.transaction() as connection:
+                _spend_token(connection, token_id)
+        except LinkUsed:
+            return False
+        return True
+
+
+def _spend_token(connection: sqlite3.Connection, token_id: str | None) -> None:
+    """Inside a decision's transaction: the link is spent together with the decision, or not at all."""
+    if token_id is None:
+        return
+    spent = connection.execute(
+        "INSERT OR IGNORE INTO used_tokens (token_id, used_at) VALUES (?, ?)", (token_id, utcnow().isoformat())
+    ).rowcount
+    if not spent:
+        raise LinkUsed("This review link was used already.")
