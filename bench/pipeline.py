@@ -28,6 +28,7 @@ from tests.helpers.processes import ServiceProcess
 
 AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/%2F"
 PACED_SHARE = 0.7  # the paced runs offer this share of the saturated throughput
+LISTENER_TOKEN = "bench-listener-token"
 CATALOG = json.loads((Path(__file__).resolve().parents[1] / "data" / "catalog.json").read_text())["tracks"]
 
 
@@ -42,6 +43,7 @@ def run(
             "DEEPHYPE_AMQP_URL": AMQP_URL,
             "DEEPHYPE_EXCHANGE": exchange,
             "DEEPHYPE_LISTENER_SOURCES": "[]",
+            "DEEPHYPE_LISTENER_API_TOKEN": LISTENER_TOKEN,
             "DEEPHYPE_STATE_DIR": str(work / exchange),
             "DEEPHYPE_GENERATOR_MODEL": model,
             "DEEPHYPE_PREFETCH": "32",
@@ -80,7 +82,11 @@ def run(
         client.post(listener + "/v1/mentions", json=body).raise_for_status()
 
     # One pooled client: a new httpx client per request costs more CPU than the pipeline itself.
-    client = httpx.Client(timeout=60, limits=httpx.Limits(max_connections=concurrency))
+    client = httpx.Client(
+        timeout=60,
+        limits=httpx.Limits(max_connections=concurrency),
+        headers={"Authorization": f"Bearer {LISTENER_TOKEN}"},
+    )
     started = time.perf_counter()
     sender = threading.Thread(target=lambda: list(ThreadPoolExecutor(concurrency).map(send, range(mentions))))
     sender.start()

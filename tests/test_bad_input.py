@@ -16,6 +16,7 @@ from deephype.common.memory_bus import InMemoryBus
 from deephype.pipeline import Pipeline, build_pipeline
 from tests.conftest import bundled_model, make_settings
 
+LISTENER_TOKEN = "listener-token"
 SONG = '{"artist": "Radiohead", "title": "Creep"}'
 # Every JSON endpoint, with a body in which VALUE stands where a number or a string belongs.
 JSON_ENDPOINTS = [
@@ -37,7 +38,9 @@ NOT_JSON_VALUES = {
 
 @cache
 def pipeline() -> Pipeline:
-    config = make_settings(Path(tempfile.mkdtemp(prefix="deephype-bad-input-")), listener_sources=[])
+    config = make_settings(
+        Path(tempfile.mkdtemp(prefix="deephype-bad-input-")), listener_sources=[], listener_api_token=LISTENER_TOKEN
+    )
     return build_pipeline(config, InMemoryBus(config), candidate_source=bundled_model())
 
 
@@ -47,7 +50,8 @@ def apps() -> dict[str, FastAPI]:
 
 
 def client(service: str) -> TestClient:
-    return TestClient(apps()[service], raise_server_exceptions=False)
+    auth = {"Authorization": f"Bearer {LISTENER_TOKEN}"} if service == "listener" else {}
+    return TestClient(apps()[service], raise_server_exceptions=False, headers=auth)
 
 
 @pytest.mark.parametrize("value", NOT_JSON_VALUES.values(), ids=NOT_JSON_VALUES.keys())

@@ -38,6 +38,7 @@ CATALOG = json.loads((REPO / "data" / "catalog.json").read_text())["tracks"]
 # Every secret setting is configured (for services that do not use them too): none may reach a log.
 SECRETS = {
     "DEEPHYPE_CURATOR_PASSWORD": "pw-6f1c2e9a-curator",
+    "DEEPHYPE_LISTENER_API_TOKEN": "listener-0c4b8e2f",
     "DEEPHYPE_CURATOR_SECRET_KEY": "key-9b7d4c1e-signing-secret-0123456789",
     "DEEPHYPE_APPROVAL_KEYS": "approval-4d2f8b1e-new-key-0123456789abcdef,approval-0a9c3e7d-old-key-0123456789",
     "DEEPHYPE_SMTP_PASSWORD": "smtp-3a8e5f2b",
@@ -94,7 +95,8 @@ def stack(rabbit_settings: Settings, tmp_path: Path) -> Iterator[tuple[dict[str,
 
 def post_mentions(listener: ServiceProcess, count: int, failures: list[str]) -> None:
     """A webhook sender: each post is retried until the listener answers (it may be down or restarting)."""
-    with httpx.Client(timeout=30) as client:
+    token = SECRETS["DEEPHYPE_LISTENER_API_TOKEN"]
+    with httpx.Client(timeout=30, headers={"Authorization": f"Bearer {token}"}) as client:
         for index in range(count):
             text, _ = mention_text(index)
             body = {"platform": "http", "post_id": f"fault-{index}", "author": f"user{index % 37}", "text": text}

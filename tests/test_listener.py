@@ -71,10 +71,10 @@ def test_feed_posts_become_mentions_once_even_after_a_restart(tmp_path: Path, ca
 
 
 def test_post_mentions_endpoint(tmp_path: Path) -> None:
-    settings = make_settings(tmp_path, listener_sources=[])
+    settings = make_settings(tmp_path, listener_sources=[], listener_api_token="token")
     bus = Recorder(settings)
     parts, _, _ = listener_app.build(settings, bus)
-    client = TestClient(create_app(parts, bus, manage_bus=False))
+    client = TestClient(create_app(parts, bus, manage_bus=False), headers={"Authorization": "Bearer token"})
     body = {"platform": "mastodon", "post_id": "99", "author": "ana", "text": "#np Low Tide - Glass Harbour"}
     first = client.post("/v1/mentions", json=body)
     assert first.status_code == 202 and first.json()["status"] == "published"

@@ -45,7 +45,9 @@ class Tap:
 
 
 def test_mention_to_exactly_one_post_and_redelivery_publishes_nothing_new(rabbit_settings: Settings) -> None:
-    settings = rabbit_settings.with_overrides(curator_password="s3cret-pass", listener_sources=[])
+    settings = rabbit_settings.with_overrides(
+        curator_password="s3cret-pass", listener_sources=[], listener_api_token="listener-token"
+    )
     tap = Tap(settings)
     bus = RabbitBus(settings, connection_name="e2e")
     pipeline = build_pipeline(settings, bus, candidate_source=bundled_model())
@@ -63,6 +65,7 @@ def test_mention_to_exactly_one_post_and_redelivery_publishes_nothing_new(rabbit
 
         response = listener.post(
             "/v1/mentions",
+            headers={"Authorization": "Bearer listener-token"},
             json={
                 "platform": "http",
                 "post_id": "e2e-1",

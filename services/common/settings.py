@@ -60,6 +60,10 @@ class Settings(BaseSettings):
     listener_feed_path: Path = DATA_DIR / "sample_mentions.jsonl"
     listener_poll_seconds: float = Field(default=60.0, gt=0)
     bot_handles: list[str] = Field(default_factory=lambda: ["deephype"])
+    # POST /v1/mentions takes a bearer token or a Standard Webhooks signature; with neither it is closed.
+    listener_api_token: SecretStr = SecretStr("")
+    listener_webhook_secret: SecretStr = SecretStr("")
+    listener_webhook_tolerance_seconds: int = Field(default=300, ge=1, le=86_400)
 
     # --- enricher ---
     enricher_provider: str = "offline"  # offline | spotify | musicbrainz

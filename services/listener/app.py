@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 
-from fastapi import APIRouter, FastAPI, HTTPException, Response
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Response
 
 from deephype.common.bus import Bus, build_bus
 from deephype.common.db import Database
@@ -20,6 +20,7 @@ from deephype.listener.handlers import (
     RawPost,
     default_detector,
 )
+from deephype.listener.sender_auth import SenderCheck
 from deephype.listener.sources import FeedFileSource, PostSource
 
 log = logging.getLogger("deephype.listener")
@@ -82,11 +83,19 @@ def build(settings: Settings, bus: Bus, detector: Detector | None = None) -> tup
     poller = Poller(listener, build_sources(settings), settings.listener_poll_seconds)
 
     router = APIRouter(prefix="/v1", tags=["listener"])
+    sender_check = SenderCheck(settings, db)
 
     @router.post("/mentions", response_model=IngestResult)
-    def post_mention(post: RawPost, response: Response) -> IngestResult:
-        """Inject a post (also usable as a webhook). 202 when a song mention went on the bus."""
-        result = listener.ingest(post)
+    def post_mention(post: RawPost, response: Response, webhook_id: str | None = Depends(sender_check)) -> IngestResult:
+        """Inject a post (also usable as a webhook); needs the bearer token or a webhook signature.
+        202 when a song mention went on the bus.
+
+        Only a platform source can confirm that a post mentions the bot, so a post injected here is
+        never one the poster may reply to, whatever its `mentions_bot` says."""
+        if post.mentions_bot:
+            log.info("POST /v1/mentions %s %s: mentions_bot ignored (unconfirmed)", post.platform, post.post_id)
+        result = listener.ingest(post.model_copy(update={"mentions_bot": False}))
+        sender_check.spend(webhook_id)
         response.status_code = 202 if result.status == IngestStatus.published else 200
         return result
 
