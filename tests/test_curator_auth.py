@@ -7,18 +7,25 @@ from pathlib import Path
 
 import pytest
 
+from deephype.common.db import Database
+from deephype.common.settings import Settings
 from deephype.curator.auth import Auth, TokenError
+from deephype.curator.store import SCHEMA, SessionRegistry
 from tests.conftest import make_settings
 
 
+def auth_for(settings: Settings) -> Auth:
+    return Auth(settings, SessionRegistry(Database(settings.state_dir / "curator.sqlite3", SCHEMA)))
+
+
 def test_a_valid_link_names_its_song(tmp_path: Path) -> None:
-    auth = Auth(make_settings(tmp_path, curator_secret_key="k" * 32))
+    auth = auth_for(make_settings(tmp_path, curator_secret_key="k" * 32))
     set_id, token_id = auth.read_review_token(auth.review_token("song-1"))
     assert set_id == "song-1" and token_id
 
 
 def test_expired_links_are_refused(tmp_path: Path) -> None:
-    auth = Auth(make_settings(tmp_path, curator_secret_key="k" * 32, curator_token_max_age_seconds=1))
+    auth = auth_for(make_settings(tmp_path, curator_secret_key="k" * 32, curator_token_max_age_seconds=1))
     token = auth.review_token("song-1")
     time.sleep(2.1)  # itsdangerous timestamps have one-second resolution
     with pytest.raises(TokenError, match="expired"):
@@ -26,8 +33,8 @@ def test_expired_links_are_refused(tmp_path: Path) -> None:
 
 
 def test_forged_links_and_sessions_are_refused(tmp_path: Path) -> None:
-    ours = Auth(make_settings(tmp_path, curator_secret_key="k" * 32))
-    theirs = Auth(make_settings(tmp_path, curator_secret_key="x" * 32))
+    ours = auth_for(make_settings(tmp_path, curator_secret_key="k" * 32))
+    theirs = auth_for(make_settings(tmp_path, curator_secret_key="x" * 32))
     with pytest.raises(TokenError, match="not valid"):
         ours.read_review_token(theirs.review_token("song-1"))
     token = ours.review_token("song-1")
@@ -39,5 +46,5 @@ def test_forged_links_and_sessions_are_refused(tmp_path: Path) -> None:
 
 
 def test_password_login_is_off_without_a_password(tmp_path: Path) -> None:
-    auth = Auth(make_settings(tmp_path))
+    auth = auth_for(make_settings(tmp_path))
     assert not auth.login_enabled and not auth.check_password("")

@@ -16,7 +16,7 @@ from deephype.common.signing import ApprovalKeys
 from deephype.curator.auth import Auth
 from deephype.curator.email import EmailError, OutboxSender, SendGridSender, SmtpSender, compose
 from deephype.curator.handlers import make_candidates_handler
-from deephype.curator.store import SCHEMA, CuratorStore
+from deephype.curator.store import SCHEMA, CuratorStore, SessionRegistry
 from tests.conftest import TEST_APPROVAL_KEY, make_settings
 from tests.factories import candidates
 from tests.fakes.sendgrid import FakeSendGrid
@@ -57,7 +57,7 @@ def test_one_email_per_song_over_smtp_with_every_candidate_and_a_link(tmp_path: 
         curator_secret_key="k" * 32,
     )
     store = CuratorStore(Database(tmp_path / "c.sqlite3", SCHEMA), ApprovalKeys([TEST_APPROVAL_KEY]))
-    auth = Auth(settings)
+    auth = Auth(settings, SessionRegistry(store.db))
     handle = make_candidates_handler(store, SmtpSender(settings, timeout=5), auth, settings, post_platform="x")
     message = candidates(texts=("A <b>bold</b> first take.", "Second take."))
     assert handle(message) == []
@@ -87,7 +87,9 @@ def test_outbox_writes_one_eml_per_song(tmp_path: Path) -> None:
     settings = make_settings(tmp_path)
     store = CuratorStore(Database(tmp_path / "c.sqlite3", SCHEMA), ApprovalKeys([TEST_APPROVAL_KEY]))
     outbox = OutboxSender(tmp_path / "outbox")
-    handle = make_candidates_handler(store, outbox, Auth(settings), settings, post_platform="x")
+    handle = make_candidates_handler(
+        store, outbox, Auth(settings, SessionRegistry(store.db)), settings, post_platform="x"
+    )
     handle(candidates("1"))
     handle(candidates("2"))
     files = sorted((tmp_path / "outbox").glob("*.eml"))

@@ -23,7 +23,15 @@ from deephype.common.signing import ApprovalKeys
 from deephype.curator.auth import SESSION_COOKIE, SESSION_MAX_AGE, Auth, Session, TokenError
 from deephype.curator.email import EmailSender, build_sender
 from deephype.curator.handlers import make_candidates_handler, make_published_handler
-from deephype.curator.store import SCHEMA, AlreadyDecided, CuratorStore, LinkUsed, NotFound, approval_text_problem
+from deephype.curator.store import (
+    SCHEMA,
+    AlreadyDecided,
+    CuratorStore,
+    LinkUsed,
+    NotFound,
+    SessionRegistry,
+    approval_text_problem,
+)
 
 log = logging.getLogger("deephype.curator")
 
@@ -72,7 +80,7 @@ class ApprovalSender:
 def build(settings: Settings, bus: Bus, sender: EmailSender | None = None) -> tuple[ServiceParts, CuratorStore, Auth]:
     db = Database(settings.service_state_dir("curator") / "curator.sqlite3", SCHEMA)
     store = CuratorStore(db, ApprovalKeys.from_settings(settings))
-    auth = Auth(settings)
+    auth = Auth(settings, SessionRegistry(db))
     sender = sender or build_sender(settings)
     approvals = ApprovalSender(store, bus)
     post_platform = settings.poster_platform
@@ -202,7 +210,7 @@ def build(settings: Settings, bus: Bus, sender: EmailSender | None = None) -> tu
 
     @pages.post("/logout")
     def logout(request: Request, csrf: Annotated[str, Form()]) -> Response:
-        check_csrf(current_session(request), csrf)
+        auth.end_session(check_csrf(current_session(request), csrf))
         response = RedirectResponse("/login", status_code=303)
         response.delete_cookie(SESSION_COOKIE)
         return response

@@ -1,9 +1,12 @@
 """Who may decide: the curator (password login, or the API's bearer password) or the holder of a signed,
 expiring, single-use review link bound to one song. Sessions are signed cookies carrying a CSRF token
-that every form must echo back."""
+that every form must echo back; a signed-in session (curator or review link) also has a row on the server,
+so logging out ends it for good and a new password ends every session begun under the old one."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import logging
 import secrets
 from dataclasses import dataclass
@@ -11,6 +14,7 @@ from dataclasses import dataclass
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 
 from deephype.common.settings import Settings
+from deephype.curator.store import SessionRegistry
 
 log = logging.getLogger("deephype.curator.auth")
 
@@ -24,6 +28,7 @@ class Session:
     user: str | None = None  # "curator" once logged in
     song: str | None = None  # set when the session came from a review link: that song only
     token_id: str | None = None
+    session_id: str | None = None  # signed-in sessions only: its row in the SessionRegistry
 
     def may_see(self, set_id: str) -> bool:
         return self.user == "curator" or self.song == set_id
@@ -38,7 +43,7 @@ class TokenError(Exception):
 
 
 class Auth:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, sessions: SessionRegistry) -> None:
         secret = settings.curator_secret_key.get_secret_value()
         if not secret:
             # Without a configured key, sessions and links last only as long as this process.
@@ -46,6 +51,11 @@ class Auth:
             secret = secrets.token_urlsafe(32)
         self._serializer = URLSafeTimedSerializer(secret, salt="deephype-curator")
         self._password = settings.curator_password.get_secret_value()
+        # Names the password without revealing it; sessions begun under another password are not accepted.
+        self._password_fingerprint = hmac.new(
+            secret.encode(), b"curator password\n" + self._password.encode(), hashlib.sha256
+        ).hexdigest()
+        self._sessions = sessions
         self.token_max_age = settings.curator_token_max_age_seconds
 
     @property
@@ -58,7 +68,17 @@ class Auth:
     # --- sessions (cookies) ---
 
     def new_session(self, **fields: str | None) -> Session:
-        return Session(csrf=secrets.token_urlsafe(24), **fields)  # type: ignore[arg-type]
+        """A fresh session; one that signs someone in (user or song) is recorded on the server."""
+        session = Session(csrf=secrets.token_urlsafe(24), **fields)  # type: ignore[arg-type]
+        if session.logged_in:
+            session = Session(**{**session.__dict__, "session_id": secrets.token_urlsafe(24)})
+            self._sessions.begin(session.session_id, self._password_fingerprint, SESSION_MAX_AGE)  # type: ignore[arg-type]
+        return session
+
+    def end_session(self, session: Session) -> None:
+        """Log out: the cookie stops working everywhere, even a copy saved before."""
+        if session.session_id:
+            self._sessions.end(session.session_id)
 
     def dump_session(self, session: Session) -> str:
         return self._serializer.dumps(session.__dict__, salt="session")
@@ -68,9 +88,14 @@ class Auth:
             return None
         try:
             data = self._serializer.loads(cookie, salt="session", max_age=SESSION_MAX_AGE)
-            return Session(**data)
+            session = Session(**data)
         except (BadSignature, TypeError):
             return None
+        if session.logged_in and not (
+            session.session_id and self._sessions.alive(session.session_id, self._password_fingerprint)
+        ):
+            return None  # logged out, begun under another password, or expired on the server
+        return session
 
     # --- review links ---
 

@@ -61,6 +61,12 @@ CREATE TABLE IF NOT EXISTS decisions (
     decided_at TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS used_tokens (token_id TEXT PRIMARY KEY, used_at TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS sessions (    -- signed-in sessions: a cookie works only while its row is here
+    session_id TEXT PRIMARY KEY,
+    password_fingerprint TEXT NOT NULL,  -- of the password it began under: a new password ends it
+    created_at TEXT NOT NULL,
+    expires_at TEXT NOT NULL
+);
 """
 
 
@@ -330,3 +336,35 @@ def _spend_token(connection: sqlite3.Connection, token_id: str | None) -> None:
     ).rowcount
     if not spent:
         raise LinkUsed("This review link was used already.")
+
+
+class SessionRegistry:
+    """Server-side record of signed-in sessions, so logging out (or a new password) really ends them."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def begin(self, session_id: str, password_fingerprint: str, max_age_seconds: int) -> None:
+        now = utcnow()
+        with self.db.transaction() as connection:
+            connection.execute("DELETE FROM sessions WHERE expires_at < ?", (now.isoformat(),))
+            connection.execute(
+                "INSERT INTO sessions (session_id, password_fingerprint, created_at, expires_at) VALUES (?, ?, ?, ?)",
+                (
+                    session_id,
+                    password_fingerprint,
+                    now.isoformat(),
+                    (now + timedelta(seconds=max_age_seconds)).isoformat(),
+                ),
+            )
+
+    def alive(self, session_id: str, password_fingerprint: str) -> bool:
+        rows = self.db.query(
+            "SELECT 1 FROM sessions WHERE session_id=? AND password_fingerprint=? AND expires_at >= ?",
+            (session_id, password_fingerprint, utcnow().isoformat()),
+        )
+        return bool(rows)
+
+    def end(self, session_id: str) -> None:
+        with self.db.transaction() as connection:
+            connection.execute("DELETE FROM sessions WHERE session_id=?", (session_id,))
