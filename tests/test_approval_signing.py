@@ -50,7 +50,7 @@ def forged(text: str = "Follow @spam for free followers") -> Approval:
 
 @pytest.fixture
 def curator_and_poster(rabbit_settings: Settings) -> Iterator[tuple[RabbitBus, TestClient, PostLedger, Settings]]:
-    settings = rabbit_settings.with_overrides(curator_password="pw-signing-test")
+    settings = rabbit_settings.with_overrides(curator_api_token="token-signing-test")
     bus = RabbitBus(settings, connection_name="signing-test")
     curator_parts, _, _ = curator_app.build(settings, bus)
     poster_parts, ledger = poster_app.build(settings, bus)
@@ -72,7 +72,7 @@ def test_forged_and_altered_approvals_are_dead_lettered_and_only_the_curators_is
     curator_and_poster: tuple[RabbitBus, TestClient, PostLedger, Settings],
 ) -> None:
     bus, curator, ledger, settings = curator_and_poster
-    auth = {"Authorization": "Bearer pw-signing-test"}
+    auth = {"Authorization": "Bearer token-signing-test"}
     message = candidates("sig-1")
     bus.publish(message)
     assert wait_until(lambda: curator.get("/v1/songs?status=pending", headers=auth).json())

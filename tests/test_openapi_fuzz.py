@@ -22,7 +22,7 @@ SERVICES = ("listener", "enricher", "generator", "curator", "poster")
 @cache
 def apps() -> dict[str, FastAPI]:
     config = make_settings(
-        Path(tempfile.mkdtemp(prefix="deephype-openapi-")), curator_password="pw", listener_sources=[]
+        Path(tempfile.mkdtemp(prefix="deephype-openapi-")), curator_api_token="pw", listener_sources=[]
     )
     return build_pipeline(config, InMemoryBus(config), candidate_source=bundled_model()).apps()
 

@@ -46,7 +46,10 @@ class Tap:
 
 def test_mention_to_exactly_one_post_and_redelivery_publishes_nothing_new(rabbit_settings: Settings) -> None:
     settings = rabbit_settings.with_overrides(
-        curator_password="s3cret-pass", listener_sources=[], listener_api_token="listener-token"
+        curator_password="s3cret-pass",
+        curator_api_token="s3cret-token",
+        listener_sources=[],
+        listener_api_token="listener-token",
     )
     tap = Tap(settings)
     bus = RabbitBus(settings, connection_name="e2e")
@@ -76,8 +79,9 @@ def test_mention_to_exactly_one_post_and_redelivery_publishes_nothing_new(rabbit
         assert response.status_code == 202, response.text
         assert response.json()["artist"] == "Radiohead"
 
-        auth = {"Authorization": "Bearer s3cret-pass"}
+        auth = {"Authorization": "Bearer s3cret-token"}
         assert curator.get("/v1/songs", headers={"Authorization": "Bearer wrong"}).status_code == 401
+        assert curator.get("/v1/songs", headers={"Authorization": "Bearer s3cret-pass"}).status_code == 401
         assert wait_until(lambda: curator.get("/v1/songs?status=pending", headers=auth).json())
         [song] = curator.get("/v1/songs?status=pending", headers=auth).json()
         assert song["genres"] == ["alternative rock", "art pop"]  # from the offline catalog

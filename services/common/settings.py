@@ -81,6 +81,11 @@ class Settings(BaseSettings):
 
     # --- curator ---
     curator_password: SecretStr = SecretStr("")
+    curator_api_token: SecretStr = SecretStr("")  # the JSON API's bearer token (empty: the API is closed)
+    # Failed logins / bearer tokens allowed per client and over all clients in the window, then 429.
+    curator_auth_max_failures_per_client: int = Field(default=10, ge=1)
+    curator_auth_max_failures_total: int = Field(default=100, ge=1)
+    curator_auth_failure_window_seconds: int = Field(default=300, ge=1)
     curator_secret_key: SecretStr = SecretStr("")
     curator_email_backend: str = "outbox"  # outbox | smtp | sendgrid
     curator_email_to: str = "curator@localhost"

@@ -32,6 +32,7 @@ from deephype.curator.store import (
     SessionRegistry,
     approval_text_problem,
 )
+from deephype.curator.throttle import AuthThrottle
 
 log = logging.getLogger("deephype.curator")
 
@@ -81,6 +82,7 @@ def build(settings: Settings, bus: Bus, sender: EmailSender | None = None) -> tu
     db = Database(settings.service_state_dir("curator") / "curator.sqlite3", SCHEMA)
     store = CuratorStore(db, ApprovalKeys.from_settings(settings))
     auth = Auth(settings, SessionRegistry(db))
+    throttle = AuthThrottle.from_settings(settings)
     sender = sender or build_sender(settings)
     approvals = ApprovalSender(store, bus)
     post_platform = settings.poster_platform
@@ -93,13 +95,21 @@ def build(settings: Settings, bus: Bus, sender: EmailSender | None = None) -> tu
         except Exception:
             log.exception("approval %s stored; the broker did not take it yet, it will be resent", approval.message_id)
 
-    # --- JSON API (bearer password) ---
+    # --- JSON API (its own bearer token) ---
 
-    def require_bearer(authorization: Annotated[str | None, Header()] = None) -> None:
-        scheme, _, value = (authorization or "").partition(" ")
-        if scheme.lower() != "bearer" or not auth.check_password(value):
+    def require_bearer(request: Request, authorization: Annotated[str | None, Header()] = None) -> None:
+        client = client_address(request)
+        if wait := throttle.retry_after("api", client):
             raise HTTPException(
-                401, "send Authorization: Bearer <curator password>", headers={"WWW-Authenticate": "Bearer"}
+                429, f"too many wrong tokens; try again in {wait} s", headers={"Retry-After": str(wait)}
+            )
+        scheme, _, value = (authorization or "").partition(" ")
+        if scheme.lower() != "bearer" or not auth.check_api_token(value):
+            throttle.failed("api", client)
+            raise HTTPException(
+                401,
+                "send Authorization: Bearer <DEEPHYPE_CURATOR_API_TOKEN> (the API is closed while it is not set)",
+                headers={"WWW-Authenticate": "Bearer"},
             )
 
     api = APIRouter(prefix="/v1", tags=["curator"], dependencies=[Depends(require_bearer)])
@@ -192,8 +202,23 @@ def build(settings: Settings, bus: Bus, sender: EmailSender | None = None) -> tu
 
     @pages.post("/login")
     def login(request: Request, password: Annotated[str, Form()], csrf: Annotated[str, Form()]) -> Response:
+        client = client_address(request)
+        if wait := throttle.retry_after("login", client):
+            # Refused before the password is even compared: guessing faster gains nothing.
+            response = render(
+                request,
+                "login.html",
+                auth.new_session(),
+                status_code=429,
+                login_enabled=auth.login_enabled,
+                flash=f"Too many failed logins. Try again in {wait} seconds.",
+                flash_kind="error",
+            )
+            response.headers["Retry-After"] = str(wait)
+            return response
         check_csrf(current_session(request), csrf)
         if not auth.check_password(password):
+            throttle.failed("login", client)
             session = auth.new_session()
             return render(
                 request,
@@ -320,3 +345,8 @@ def create(settings: Settings | None = None) -> FastAPI:
     bus = build_bus(settings, connection_name="curator")
     parts, _, _ = build(settings, bus)
     return create_app(parts, bus)
+
+
+def client_address(request: Request) -> str:
+    """Who is trying, for throttling: the peer address (headers such as X-Forwarded-For can be forged)."""
+    return request.client.host if request.client else "unknown"

@@ -1,4 +1,4 @@
-"""Who may decide: the curator (password login, or the API's bearer password) or the holder of a signed,
+"""Who may decide: the curator (password login, or the API's own bearer token) or the holder of a signed,
 expiring, single-use review link bound to one song. Sessions are signed cookies carrying a CSRF token
 that every form must echo back; a signed-in session (curator or review link) also has a row on the server,
 so logging out ends it for good and a new password ends every session begun under the old one."""
@@ -51,6 +51,7 @@ class Auth:
             secret = secrets.token_urlsafe(32)
         self._serializer = URLSafeTimedSerializer(secret, salt="deephype-curator")
         self._password = settings.curator_password.get_secret_value()
+        self._api_token = settings.curator_api_token.get_secret_value()
         # Names the password without revealing it; sessions begun under another password are not accepted.
         self._password_fingerprint = hmac.new(
             secret.encode(), b"curator password\n" + self._password.encode(), hashlib.sha256
@@ -64,6 +65,10 @@ class Auth:
 
     def check_password(self, password: str) -> bool:
         return self.login_enabled and secrets.compare_digest(password.encode(), self._password.encode())
+
+    def check_api_token(self, token: str) -> bool:
+        """The JSON API has a token of its own: the login password does not open it."""
+        return bool(self._api_token) and secrets.compare_digest(token.encode(), self._api_token.encode())
 
     # --- sessions (cookies) ---
 
