@@ -11,9 +11,10 @@ from typing import Protocol
 from pydantic import BaseModel, ConfigDict, Field
 
 from deephype.common.contracts import ModelInfo, ScoredText, Song
+from deephype.common.normalise import NormalisedInput
 
 
-class SampleRequest(BaseModel):
+class SampleRequest(NormalisedInput):
     model_config = ConfigDict(extra="forbid")
 
     song: Song

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from deephype.common.bus import Bus, derive_id
 from deephype.common.contracts import Platform, SongMention, utcnow
 from deephype.common.db import Database
+from deephype.common.normalise import NormalisedInput
 
 log = logging.getLogger("deephype.listener")
 
@@ -33,8 +34,9 @@ CREATE TABLE IF NOT EXISTS cursors (source TEXT PRIMARY KEY, value TEXT NOT NULL
 """
 
 
-class RawPost(BaseModel):
-    """A post as a source (or POST /v1/mentions) hands it to the listener."""
+class RawPost(NormalisedInput):
+    """A post as a source (or POST /v1/mentions) hands it to the listener; its text normalised here, at
+    the edge, before detection sees it."""
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
