@@ -9,12 +9,16 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
+from deephype.common.db import Database
 from deephype.common.memory_bus import InMemoryBus
 from deephype.common.normalise import UncleanableText, normalise_text
 from deephype.common.service import create_app
+from deephype.common.signing import ApprovalKeys
+from deephype.curator.store import SCHEMA, CuratorStore
 from deephype.listener import app as listener_app
 from deephype.listener.handlers import IngestStatus
-from tests.conftest import make_settings
+from tests.conftest import TEST_APPROVAL_KEY, make_settings
+from tests.factories import candidates
 
 TOKEN = "listener-token"
 
@@ -91,3 +95,22 @@ def test_feed_posts_are_normalised_and_uncleanable_lines_skipped(tmp_path: Path)
     assert (seen.artist, seen.title) == ("Radiohead", "Creep")
     assert listener.status("feed", "2") is None
 
+
+def test_the_curators_edit_is_cleaned_before_it_can_be_posted(tmp_path: Path) -> None:
+    store = CuratorStore(Database(tmp_path / "curator.sqlite3", SCHEMA), ApprovalKeys([TEST_APPROVAL_KEY]))
+    message = candidates()
+    store.add_candidates(message)
+    candidate_id = message.candidates[0].candidate_id
+    approval = store.approve(
+        message.message_id, candidate_id, "Nice\x00 one \u202eevil\u202c", by="me", post_platform="x"
+    )
+    assert approval.final_text == "Nice one evil"
+
+    other = candidates("2")
+    store.add_candidates(other)
+    with pytest.raises(ValueError, match="surrogate"):
+        store.approve(other.message_id, other.candidates[0].candidate_id, "bad \ud800", by="me", post_platform="x")
+    with pytest.raises(ValueError, match="empty"):
+        store.approve(
+            other.message_id, other.candidates[0].candidate_id, "\x00\u202e\u200b", by="me", post_platform="x"
+        )

@@ -16,6 +16,7 @@ from typing import Any
 from deephype.common.bus import derive_id
 from deephype.common.contracts import Approval, Candidates, PublishedPost, ReplyTarget, length_problem, utcnow
 from deephype.common.db import Database
+from deephype.common.normalise import normalise_text
 from deephype.common.signing import ApprovalKeys
 
 SCHEMA = """
@@ -222,7 +223,8 @@ class CuratorStore:
             ).fetchone()
             if candidate is None:
                 raise NotFound(f"no candidate {candidate_id} for song {set_id}")
-            text = (final_text if final_text is not None else candidate["text"]).strip()
+            # An edit is input from outside: cleaned (or refused, as a ValueError) before it can be posted.
+            text = normalise_text(final_text if final_text is not None else candidate["text"]).strip()
             if problem := approval_text_problem(text, post_platform):
                 raise ValueError(problem)
             _spend_token(connection, token_id)
