@@ -30,7 +30,9 @@ def apps() -> dict[str, FastAPI]:
 def operations() -> list[tuple[str, object]]:
     found = []
     for name in SERVICES:
-        schema = schemathesis.openapi.from_asgi("/openapi.json", apps()[name])
+        # The curator's schema is not public (issue 12, item 10): it takes the API token.
+        headers = {"Authorization": "Bearer pw"} if name == "curator" else {}
+        schema = schemathesis.openapi.from_asgi("/openapi.json", apps()[name], headers=headers)
         for result in schema.get_all_operations():
             operation = result.ok()
             found.append(pytest.param(name, operation, id=f"{name} {operation.method.upper()} {operation.path}"))

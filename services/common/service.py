@@ -8,12 +8,12 @@ services around one shared bus.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from email.message import Message
 
-from fastapi import APIRouter, FastAPI, Response
+from fastapi import APIRouter, FastAPI, HTTPException, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -36,6 +36,8 @@ class ServiceParts:
     # Background work (feed polling, outbox flushing) started after the bus, stopped before it.
     on_start: list[Callable[[], None]] = field(default_factory=list)
     on_stop: list[Callable[[], None]] = field(default_factory=list)
+    # Set when the API docs, the OpenAPI schema and /metrics are not for everyone (see guard_ops_endpoints).
+    ops_guard: Callable[[Request], None] | None = None
 
     def start(self) -> None:
         for start in self.on_start:
@@ -91,7 +93,28 @@ def create_app(parts: ServiceParts, bus: Bus, *, manage_bus: bool = True) -> Fas
     for router in parts.routers:
         app.include_router(router)
     app.add_middleware(StrictJsonBodies)
+    if parts.ops_guard is not None:
+        guard_ops_endpoints(app, parts.ops_guard)
     return app
+
+
+# --- who may read the docs, the schema and the metrics --------------------------------------------------
+
+OPS_ENDPOINTS = frozenset({"/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json", "/metrics"})
+
+
+def guard_ops_endpoints(app: FastAPI, guard: Callable[[Request], None]) -> None:
+    """Put `guard` in front of FastAPI's docs, the OpenAPI schema and /metrics. It raises HTTPException
+    (401, 429, ...) to refuse a request; the other routes are left to the service's own checks."""
+
+    @app.middleware("http")
+    async def ops_guard(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        if request.url.path in OPS_ENDPOINTS:
+            try:
+                guard(request)
+            except HTTPException as exc:
+                return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
+        return await call_next(request)
 
 
 class StrictJsonBodies:

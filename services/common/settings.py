@@ -82,6 +82,7 @@ class Settings(BaseSettings):
     # --- curator ---
     curator_password: SecretStr = SecretStr("")
     curator_api_token: SecretStr = SecretStr("")  # the JSON API's bearer token (empty: the API is closed)
+    curator_metrics_token: SecretStr = SecretStr("")  # opens only /metrics (the API token opens it too)
     # Failed logins / bearer tokens allowed per client and over all clients in the window, then 429.
     curator_auth_max_failures_per_client: int = Field(default=10, ge=1)
     curator_auth_max_failures_total: int = Field(default=100, ge=1)

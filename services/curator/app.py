@@ -97,20 +97,31 @@ def build(settings: Settings, bus: Bus, sender: EmailSender | None = None) -> tu
 
     # --- JSON API (its own bearer token) ---
 
-    def require_bearer(request: Request, authorization: Annotated[str | None, Header()] = None) -> None:
+    def check_bearer(request: Request, authorization: str | None, *, metrics: bool = False) -> None:
+        """The API token opens the JSON API, its docs and schema, and /metrics; the metrics token only
+        /metrics. Wrong tokens count towards the throttle; past it even a right one waits."""
         client = client_address(request)
         if wait := throttle.retry_after("api", client):
             raise HTTPException(
                 429, f"too many wrong tokens; try again in {wait} s", headers={"Retry-After": str(wait)}
             )
         scheme, _, value = (authorization or "").partition(" ")
-        if scheme.lower() != "bearer" or not auth.check_api_token(value):
+        if scheme.lower() != "bearer" or not (
+            auth.check_api_token(value) or (metrics and auth.check_metrics_token(value))
+        ):
             throttle.failed("api", client)
             raise HTTPException(
                 401,
                 "send Authorization: Bearer <DEEPHYPE_CURATOR_API_TOKEN> (the API is closed while it is not set)",
                 headers={"WWW-Authenticate": "Bearer"},
             )
+
+    def require_bearer(request: Request, authorization: Annotated[str | None, Header()] = None) -> None:
+        check_bearer(request, authorization)
+
+    def guard_ops(request: Request) -> None:
+        """/docs, /openapi.json and /metrics: what the API looks like and how busy it is are not public."""
+        check_bearer(request, request.headers.get("authorization"), metrics=request.url.path == "/metrics")
 
     api = APIRouter(prefix="/v1", tags=["curator"], dependencies=[Depends(require_bearer)])
 
@@ -163,7 +174,11 @@ def build(settings: Settings, bus: Bus, sender: EmailSender | None = None) -> tu
         return auth.load_session(request.cookies.get(SESSION_COOKIE))
 
     def render(request: Request, name: str, session: Session, status_code: int = 200, **context: Any) -> Response:
-        response = templates.TemplateResponse(request, name, {"session": session, **context}, status_code=status_code)
+        nonce = secrets.token_urlsafe(16)  # the page's one inline style carries it; nothing else may run or load
+        response = templates.TemplateResponse(
+            request, name, {"session": session, "csp_nonce": nonce, **context}, status_code=status_code
+        )
+        response.headers.update(page_security_headers(nonce))
         _set_session(response, session)
         return response
 
@@ -333,6 +348,7 @@ def build(settings: Settings, bus: Bus, sender: EmailSender | None = None) -> tu
         ],
         ready_checks={"database": db.ping},
         routers=[api, pages],
+        ops_guard=guard_ops,
         on_start=[approvals.start],
         on_stop=[approvals.stop],
     )
@@ -350,3 +366,17 @@ def create(settings: Settings | None = None) -> FastAPI:
 def client_address(request: Request) -> str:
     """Who is trying, for throttling: the peer address (headers such as X-Forwarded-For can be forged)."""
     return request.client.host if request.client else "unknown"
+
+
+def page_security_headers(nonce: str) -> dict[str, str]:
+    """For every review page: no script at all, only the page's own style, forms post only here, and no
+    other site may frame it (clickjacking an Approve button)."""
+    return {
+        "Content-Security-Policy": (
+            f"default-src 'none'; style-src 'nonce-{nonce}'; img-src 'self'; form-action 'self'; "
+            "frame-ancestors 'none'; base-uri 'none'"
+        ),
+        "X-Frame-Options": "DENY",
+        "X-Content-Type-Options": "nosniff",
+        "Referrer-Policy": "no-referrer",
+    }

@@ -52,6 +52,7 @@ class Auth:
         self._serializer = URLSafeTimedSerializer(secret, salt="deephype-curator")
         self._password = settings.curator_password.get_secret_value()
         self._api_token = settings.curator_api_token.get_secret_value()
+        self._metrics_token = settings.curator_metrics_token.get_secret_value()
         # Names the password without revealing it; sessions begun under another password are not accepted.
         self._password_fingerprint = hmac.new(
             secret.encode(), b"curator password\n" + self._password.encode(), hashlib.sha256
@@ -69,6 +70,10 @@ class Auth:
     def check_api_token(self, token: str) -> bool:
         """The JSON API has a token of its own: the login password does not open it."""
         return bool(self._api_token) and secrets.compare_digest(token.encode(), self._api_token.encode())
+
+    def check_metrics_token(self, token: str) -> bool:
+        """A token that opens only /metrics, for a scraper that should not hold the API token."""
+        return bool(self._metrics_token) and secrets.compare_digest(token.encode(), self._metrics_token.encode())
 
     # --- sessions (cookies) ---
 
