@@ -1,5 +1,7 @@
-"""Song detection in posts: a table of posts we wrote ourselves, with the exact artist and title expected
-(None, None when the post names no song), plus property tests and the CLI over stdin."""
+"""Song detection in posts: the examples of issue 14 as written, a table of posts we wrote ourselves with the
+exact artist and title expected (None, None when the post names no song), property tests and the CLI.
+
+Figures over our larger corpus (data/detection) come from bench/detect.py, not from these tables."""
 
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from deephype.listener.detect import Detection, detect_song
+from deephype.listener.detect import Detection, SongDetector, detect_song
 
 TRACK_ID = "4uLU6hMCjMI75M1A2tKUQC"
 NO_SONG: tuple[None, None] = (None, None)
@@ -143,6 +145,99 @@ NEGATIVES: list[str] = [
 ]
 
 
+# Issue 14, as written: none of these was detected, or the artist was refused for a common word.
+ISSUE_POSITIVES: list[tuple[str, tuple[str, str]]] = [
+    ("SZA – Good Days", ("SZA", "Good Days")),
+    ("Coldplay - Yellow", ("Coldplay", "Yellow")),
+    ('New from Mitski: "Nobody"', ("Mitski", "Nobody")),
+    ("Premiere: Men I Trust - Show Me How", ("Men I Trust", "Show Me How")),
+    ("this Taylor Swift song 'Cruel Summer' hits different in december", ("Taylor Swift", "Cruel Summer")),
+    ("Metallica - Master of Puppets (Live) is unreal", ("Metallica", "Master of Puppets")),
+    ("Dolly Parton - Jolene. That's it, that's the post.", ("Dolly Parton", "Jolene")),
+    ("@deephype what do you make of Miles Davis - So What?", ("Miles Davis", "So What")),
+    ("#np My Bloody Valentine - Sometimes", ("My Bloody Valentine", "Sometimes")),
+    ("#np Men I Trust - Tailwhip", ("Men I Trust", "Tailwhip")),
+    ("Now playing: Will Smith - Miami", ("Will Smith", "Miami")),
+]
+# Issue 14: dashes in posts about anything but music stay out.
+ISSUE_NEGATIVES = [
+    "Final score: Lakers 102 - Celtics 99",
+    "London - Paris - Berlin",
+    "Monday - Friday: office hours",
+    "Version 2.1 - bug fixes",
+]
+# The forms the issue names, each once (songs made up, so only the post's own cues can carry them).
+FORMS: list[tuple[str, tuple[str, str]]] = [
+    ("Vela North // Glass Orchard", ("Vela North", "Glass Orchard")),
+    ("Vela North | Glass Orchard", ("Vela North", "Glass Orchard")),
+    ("“Glass Orchard” by Vela North", ("Vela North", "Glass Orchard")),
+    ("Vela North's new single 'Glass Orchard' is out", ("Vela North", "Glass Orchard")),
+    ("Listen: Vela North – “Glass Orchard”", ("Vela North", "Glass Orchard")),
+    ("RT @dreampopdaily: Vela North - Glass Orchard", ("Vela North", "Glass Orchard")),
+    ("♪ Vela North - Glass Orchard ♪", ("Vela North", "Glass Orchard")),
+    ("🎶 Vela North - Glass Orchard on loop", ("Vela North", "Glass Orchard")),
+    ("#nowplaying Vela North - Glass Orchard [Kilo Marsh Remix]", ("Vela North", "Glass Orchard")),
+    (
+        "Vela North - Glass Orchard (feat. Lantern Hollow) https://vela.bandcamp.com/track/glass-orchard",
+        (
+            "Vela North",
+            "Glass Orchard",
+        ),
+    ),
+    ("Vela North - Glass Orchard https://soundcloud.com/velanorth/glass-orchard", ("Vela North", "Glass Orchard")),
+    ("Vela North - Glass Orchard https://music.apple.com/us/album/x/1?i=2", ("Vela North", "Glass Orchard")),
+    ("Vela North shares new single “Glass Orchard”", ("Vela North", "Glass Orchard")),
+    ("@deephype thoughts on Glass Orchard by Vela North?", ("Vela North", "Glass Orchard")),
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), ISSUE_POSITIVES)
+def test_issue_examples_are_detected(text: str, expected: tuple[str, str]) -> None:
+    detection = detect_song(text, on_demand=text.startswith("@deephype"))
+    assert (detection.artist, detection.title) == expected
+
+
+@pytest.mark.parametrize(("text", "expected"), ISSUE_POSITIVES)
+def test_issue_examples_are_detected_with_no_catalog_at_all(text: str, expected: tuple[str, str]) -> None:
+    """The plausibility score alone carries them: the catalog is a confirmation, not a crutch."""
+    detection = SongDetector(None)(text, on_demand=text.startswith("@deephype"))
+    assert (detection.artist, detection.title) == expected
+
+
+@pytest.mark.parametrize("text", ISSUE_NEGATIVES)
+def test_issue_negatives_stay_out(text: str) -> None:
+    assert (detect_song(text).artist, detect_song(text).title) == NO_SONG
+    assert SongDetector(None)(text).artist is None
+
+
+@pytest.mark.parametrize(("text", "expected"), FORMS)
+def test_every_form_the_issue_names(text: str, expected: tuple[str, str]) -> None:
+    detection = detect_song(text, on_demand=text.startswith("@deephype"))
+    assert (detection.artist, detection.title) == expected
+
+
+def test_a_catalog_song_outranks_a_plausible_reading_and_scores_higher() -> None:
+    confirmed = detect_song("Coldplay - Yellow")
+    unconfirmed = detect_song("Vela North - Glass Orchard")
+    assert confirmed.artist == "Coldplay" and unconfirmed.artist == "Vela North"
+    assert confirmed.confidence > unconfirmed.confidence
+
+
+def test_a_request_to_the_bot_gets_the_benefit_of_the_doubt() -> None:
+    borderline = "Vela North - Glass orchard 🎶"  # a music cue, but a title not capitalised like one
+    assert detect_song(borderline).artist is None
+    assert detect_song(borderline, on_demand=True).artist == "Vela North"
+
+
+def test_two_different_songs_in_one_post_name_none() -> None:
+    assert detect_song("#np Vela North - Glass Orchard\n#np Lantern Hollow - Paper Boats").artist is None
+
+
+def test_known_songs_do_not_override_a_veto() -> None:
+    """Kate Bush - Hounds of Love is in the catalog, and this post is about the album."""
+    assert detect_song("Album of the day: Kate Bush - Hounds of Love (1985)").artist is None
+
+
 @pytest.mark.parametrize(("text", "expected"), POSITIVES)
 def test_detects_the_song(text: str, expected: tuple[str, str]) -> None:
     detection = detect_song(text)
@@ -160,31 +255,6 @@ def test_does_not_fire(text: str) -> None:
 def test_table_is_big_enough() -> None:
     assert len(POSITIVES) + len(NEGATIVES) >= 60
     assert len(NEGATIVES) >= 20
-
-
-def test_precision_and_recall_over_the_table(capsys: pytest.CaptureFixture[str]) -> None:
-    """Printed for the record (pytest -s); the exact-match tests above are what must hold."""
-    true_pos = false_pos = false_neg = 0
-    for text, expected in POSITIVES:
-        found = detect_song(text)
-        if (found.artist, found.title) == expected:
-            true_pos += 1
-        elif found.artist is None:
-            false_neg += 1
-        else:
-            false_pos += 1  # a wrong song is worse than none
-    for text in NEGATIVES:
-        if detect_song(text).artist is not None:
-            false_pos += 1
-    precision = true_pos / max(true_pos + false_pos, 1)
-    recall = true_pos / len(POSITIVES)
-    with capsys.disabled():
-        print(
-            f"\ndetect table: {len(POSITIVES)} positives, {len(NEGATIVES)} negatives; "
-            f"precision {precision:.3f}, recall {recall:.3f}"
-        )
-    assert precision == 1.0
-    assert recall == 1.0
 
 
 def test_spotify_link_gives_the_track_id() -> None:
@@ -260,3 +330,30 @@ def test_cli_reads_stdin_and_writes_json_lines() -> None:
     assert (rows[0]["artist"], rows[0]["title"]) == ("Radiohead", "Creep")
     assert rows[1] == {"artist": None, "title": None, "spotify_track_id": None, "confidence": 0.0}
     assert (rows[2]["artist"], rows[2]["title"], rows[2]["spotify_track_id"]) == ("Toto", "Africa", TRACK_ID)
+
+
+def test_cli_explain_names_each_post_and_says_why() -> None:
+    posts = [
+        "#np My Bloody Valentine - Sometimes",
+        json.dumps({"id": "post-77", "text": "Final score: Lakers 102 - Celtics 99"}),
+        "just had lunch",
+    ]
+    result = subprocess.run(
+        [_deephype(), "detect", "--explain"],
+        input="\n".join(posts) + "\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    blocks = result.stdout.split("\n" + "line ")
+    out = result.stdout
+    assert out.startswith("line 1: '#np My Bloody Valentine - Sometimes'")
+    assert "candidate 1: 'My Bloody Valentine' - 'Sometimes' [dash]" in out
+    assert "confirmed by offline" in out
+    assert "result: My Bloody Valentine - Sometimes" in out
+    assert "id post-77: 'Final score: Lakers 102 - Celtics 99'" in out
+    assert "vetoed: numbers after both names (a score)" in out
+    assert "line 3: 'just had lunch'\n  no candidates\n  result: no song" in out
+    assert len(blocks) == 2  # lines 1 and 3 by number, the JSON post by its id

@@ -60,6 +60,10 @@ class Settings(BaseSettings):
     listener_feed_path: Path = DATA_DIR / "sample_mentions.jsonl"
     listener_poll_seconds: float = Field(default=60.0, gt=0)
     bot_handles: list[str] = Field(default_factory=lambda: ["deephype"])
+    # What confirms a detected song: none | offline | spotify | musicbrainz (a network provider is asked after
+    # the offline catalog, through the cache; when it fails, detection falls back to its plausibility score).
+    listener_lookup: str = "offline"
+    listener_lookup_timeout_seconds: float = Field(default=3.0, gt=0)
     # POST /v1/mentions takes a bearer token or a Standard Webhooks signature; with neither it is closed.
     listener_api_token: SecretStr = SecretStr("")
     listener_webhook_secret: SecretStr = SecretStr("")

@@ -79,7 +79,7 @@ class Poller:
 
 def build(settings: Settings, bus: Bus, detector: Detector | None = None) -> tuple[ServiceParts, Listener, Poller]:
     db = Database(settings.service_state_dir("listener") / "listener.sqlite3", SCHEMA)
-    listener = Listener(db, bus, settings.bot_handles, detector or default_detector())
+    listener = Listener(db, bus, settings.bot_handles, detector or default_detector(settings))
     poller = Poller(listener, build_sources(settings), settings.listener_poll_seconds)
 
     router = APIRouter(prefix="/v1", tags=["listener"])

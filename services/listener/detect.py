@@ -1,12 +1,21 @@
-"""Spot the song a social post names: "Artist - Title", "“Title” by Artist", "Artist's 'Title'", #np ...
+"""Spot the song a social post names, in two steps: propose candidate (artist, title) spans, then confirm
+or rank them.
 
-Precision matters more than recall here: a wrong song produces embarrassing commentary, a missed one
-only costs a post. So every form needs a music cue (#np, "now playing", "new single", quotes, a Spotify
-link, a note emoji ...) and a long list of negative cues (scores, schedules, times, dates, prices, lists,
-sports talk) vetoes a match. The confidence grows with the cues that back a match.
+1. Propose. Every form people use gives candidates: "Artist - Title" with any dash, "//" or "|";
+   quotes of every kind; "“Title” by Artist" (also "de", "von"); possessives ("Artist's new single 'X'");
+   "New from Artist: X"; "Artist shares “X”"; "this Artist song 'X'"; "Premiere:", "Listen:", "RT @user:",
+   "#np", "♪", "🎶" cues; trailing chatter ("is unreal", "on loop", ". That's it") and version brackets
+   ((Live), (feat. ...), [Remix]) are cut off; links to Spotify, Apple Music, YouTube, Bandcamp and
+   SoundCloud count as music cues.
+2. Confirm. Each candidate gets a plausibility score from the cues around it (a music cue, quotes, a
+   capitalised name, nothing that reads like sport, schedules, travel or prices), and one lookup through
+   the song providers (the offline catalog; optionally Spotify or MusicBrainz behind the cache, see
+   confirm.py). A confirmed song wins; otherwise the plausibility score decides. A provider that fails
+   leaves the plausibility score alone: nothing is lost.
 
-Plain regular expressions over a cleaned copy of the text, read top to bottom:
-clean → find cues → try the forms from the most to the least explicit → tidy and veto the candidate.
+Precision matters more than recall: every false positive costs a generation and a curator's time. So
+hard vetoes (scores, times, dates, lists of three or more, podcasts, books, films, albums) hold even for a
+song the catalog knows, and a post with two different unconfirmed songs names none.
 """
 
 from __future__ import annotations
@@ -14,14 +23,18 @@ from __future__ import annotations
 import itertools
 import re
 import unicodedata
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 from pydantic import BaseModel, Field
 
-__all__ = ["Detection", "detect_song"]
+from deephype.listener.confirm import Confirmation, SongLookup, Verdict, offline_lookup
+
+__all__ = ["Candidate", "Detection", "Explanation", "SongDetector", "detect_song"]
 
 
 class Detection(BaseModel):
-    """What detect_song found. artist and title are both None when no song is named."""
+    """What detection found. artist and title are both None when no song is named."""
 
     artist: str | None = None
     title: str | None = None
@@ -29,49 +42,95 @@ class Detection(BaseModel):
     confidence: float = Field(default=0.0, ge=0, le=1)
 
 
+@dataclass
+class Candidate:
+    """One (artist, title) reading of a post, with everything that decided its fate."""
+
+    artist: str
+    title: str
+    form: str  # which form proposed it
+    quoted: bool
+    clause: int  # which clause of the post it came from
+    plausibility: float = 0.0
+    reasons: list[str] = field(default_factory=list)
+    veto: str | None = None  # why it can never win
+    confirmation: Confirmation | None = None
+    score: float = 0.0  # plausibility, raised by a confirmation
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return _key(self.artist), _key(self.title)
+
+
+@dataclass
+class Explanation:
+    detection: Detection
+    candidates: list[Candidate]
+    decision: str  # why the winner won, or why nothing was kept
+
+
 # --- links ---------------------------------------------------------------------------------------------
 
 SPOTIFY_TRACK = re.compile(
     r"(?:open\.spotify\.com/(?:intl-[a-z]{2,5}/)?(?:embed/)?track/|spotify:track:)([A-Za-z0-9]{22})(?![A-Za-z0-9])"
 )
-URL = re.compile(r"(?:https?://|www\.)\S+|\b[a-z0-9.-]+\.(?:com|be|fm|io|ly|co|net|org)/\S*|spotify:\w+:\w+", re.I)
+URL = re.compile(r"(?:https?://|www\.)\S+|\b[a-z0-9.-]+\.(?:com|be|fm|io|ly|co|net|org|to)/\S*|spotify:\w+:\w+", re.I)
+MUSIC_LINK = re.compile(
+    r"spotify\.com|spotify:|music\.apple\.com|youtube\.com|youtu\.be|bandcamp\.com|soundcloud\.com|tidal\.com"
+    r"|deezer\.com|\.lnk\.to|song\.link|odesli\.co",
+    re.I,
+)
 
 # --- characters ----------------------------------------------------------------------------------------
 
 DASHES = r"\-–—‒−"  # for use inside a [character class]
 # A separator is a dash (or two) with space around it; "9-5", "Jay-Z" and "2024-05-01" are not.
-SEPARATOR = re.compile(rf"\s+[{DASHES}]{{1,2}}\s+")
+DASH_SEPARATOR = re.compile(rf"\s+[{DASHES}]{{1,2}}\s+")
+# "//" and "|" separate artist and title only in a clause without a dash; next to a dash they end a clause.
+ANY_SEPARATOR = re.compile(rf"\s+(?:[{DASHES}]{{1,2}}|//|\|)\s+")
 OPEN_QUOTES = "\"'“‘«„‚»「『"
 CLOSE_QUOTES = "\"'”’»“‘«」』"
+QUOTE_CHARS = re.compile(f"[{re.escape(OPEN_QUOTES + CLOSE_QUOTES)}]")
+POSSESSIVE_S = re.compile(r"\w['’]s\s")
 QUOTED = re.compile(
-    rf"(?:(?<=^)|(?<=[\s(\[:{DASHES}]))[{OPEN_QUOTES}]"
+    rf"(?:(?<=^)|(?<=[\s(\[:{DASHES}]))[{OPEN_QUOTES}]\s?"
     rf"(?P<quoted>[^\"“”«»„「」『』\n]{{1,100}}?)"
-    rf"[{CLOSE_QUOTES}](?=$|[\s.,!?;:)\]{DASHES}])"
+    rf"\s?[{CLOSE_QUOTES}](?=$|[\s.,!?;:)\]{DASHES}]|[^\w\s])"
 )
 
 # --- cues ----------------------------------------------------------------------------------------------
 
 STRONG_CUE = re.compile(
-    r"#(?:np|nowplaying|nowlistening|nowspinning|currentlyplaying)\b"
+    r"#(?:np|nowplaying|nowlistening|nowspinning|currentlyplaying|songoftheday|sotd|newmusic)\b"
     r"|\bnow\s+(?:playing|listening(?:\s+to)?|spinning)\b|\bnp\s*:|\blistening\s+to\b|\bcurrently\s+playing\b"
-    r"|\bon\s+repeat\b",
+    r"|\bon\s+(?:repeat|loop)\b|\bin\s+loop\b|\ben\s+boucle\b|\bläuft\s+gerade\b|\bescuchando\b|\bouvindo\b"
+    r"|\bahora\s+mismo\s*:|今聴いてる|\bj'écoute\b"
+    r"|^\s*(?:premiere|listen|new\s+(?:single|track|song|music)|song\s+of\s+the\s+(?:day|week)"
+    r"|track\s+of\s+the\s+(?:day|week)|best\s+new\s+track)\s*(?::|//|\||-)",
+    re.I | re.M,
+)
+CUE_PREFIX = re.compile(
+    r"#(?:np|nowplaying|nowlistening|nowspinning|currentlyplaying)\b\s*:?"
+    r"|\b(?:now\s+playing|np|now\s+listening(?:\s+to)?|on\s+repeat|en\s+boucle|läuft\s+gerade|ahora\s+mismo"
+    r"|ouvindo|今聴いてる)\s*[:：]",
     re.I,
 )
-CUE_HASHTAG = re.compile(r"#(?:np|nowplaying|nowlistening|nowspinning|currentlyplaying)\b\s*:?", re.I)
 MUSIC_CUE = re.compile(
     r"\b(?:new\s+(?:single|song|track|music|video|ep|album)|single|songs?|tracks?|tunes?|listen\w*"
-    r"|banger|jams?|album|ep|lp|remix|music\s+video|playlist|spotify|bandcamp|soundcloud|premiere\w*"
-    r"|sotd|songoftheday|newmusic|nowlistening|music|spinning|playing)\b"
+    r"|banger|jams?|remix|music\s+video|playlist|spotify|bandcamp|soundcloud|apple\s+music|premiere\w*"
+    r"|sotd|songoftheday|newmusic|nowlistening|music|spinning|playing|chorus|bridge|verse|lyrics|vocals?"
+    r"|intro|outro|solo|no\s+skips|earworm|clip\s+officiel|official\s+(?:video|audio))\b"
     r"|[🎵🎶🎧🎸🎤🎹🥁🎷🎺🎻📻💿📀♪♫♬]",
     re.I,
 )
-# Talk that shares the "A - B" shape with songs: games, schedules, streams.
+# Talk that shares the "A - B" shape with songs: games, schedules, streams, travel, money.
 OFF_TOPIC = re.compile(
     r"\b(?:vs\.?|v\.|game|match|kick-?off|score[sd]?|half-?time|full-?time|ft\s*:|league|derby|goals?"
     r"|playoffs?|nba|nfl|nhl|mlb|fc|innings?|quarter|overtime|tonight'?s\s+game|q\s*&\s*a|ama"
-    r"|live\s*now|livestream|live\s+stream|stream(?:ing)?\s+(?:now|starts?)|webinar|meeting|shift"
-    r"|open(?:ing)?\s+hours|office\s+hours|price[sd]?|sale|discount|off\b|deadline)\b"
-    r"|\s@\s|\bw/\s",  # tour dates: "June 14 - Dallas, TX @ The Venue w/ Support"
+    r"|live\s*now|livestream|live\s+stream|stream(?:ing)?\s+(?:now|starts?)|webinar|meeting"
+    r"|open(?:ing)?\s+hours|office\s+hours|price[sd]?|sale|discount|off\b|deadline|lineup|flight"
+    r"|itinerary|tickets?|def\.|earnings|revenue|results|ratings|moves)\b"
+    r"|\s@\s|\bw/\s|[⚽🏀🏈⚾🎾🏉🏒✈🚆]",  # tour dates: "June 14 - Dallas, TX @ The Venue w/ Support"
     re.I,
 )
 WEEKDAY_OR_MONTH = (
@@ -84,43 +143,77 @@ CALENDAR_WORD = re.compile(rf"\b(?:{WEEKDAY_OR_MONTH})\b", re.I)
 DAY_AND_MONTH = re.compile(
     rf"\b\d{{1,2}}(?:st|nd|rd|th)?\s+(?:{WEEKDAY_OR_MONTH})\b|\b(?:{WEEKDAY_OR_MONTH})\.?\s+\d{{1,2}}\b", re.I
 )
-# Never a song, even after "listening to": podcasts, talks, the news; album posts name no single song.
+# Never a song, even after "listening to": podcasts, talks, the news, books, films, games; album posts.
 NOT_A_SONG = re.compile(
     r"\b(?:podcast|episode|audiobook|audio\s*book|lecture|sermon|interview|webinar|news|radio\s+show"
-    r"|full\s+album|album\s+review|tracklist|setlist)\b",
+    r"|full\s+album|album\s+review|review|tracklist|setlist|book|novel|reading|read|nowreading|film|movie"
+    r"|documentary|nowwatching|watching|season\s+\d|exhibition|painting|gaming|playthrough|hours\s+in"
+    r"|act\s+\d|boss\s+rush|speedrun|recipe|thread|essay|quote)\b"
+    r"|[📚📖🎬🍿🎮🎲🧵]",
     re.I,
 )
 ALBUM_WORDS = re.compile(r"\b(?:album|ep|lp|mixtape|record)\b", re.I)
 SONG_WORDS = re.compile(r"\b(?:song|single|track|tune|banger|jam)s?\b", re.I)
+# "taken from the new album", "from new album Shade": a song from an album, not an album post.
+FROM_AN_ALBUM = re.compile(
+    r"\b(?:taken\s+from|from|off)\s+(?:the\s+|their\s+|her\s+|his\s+)?(?:new\s+|upcoming\s+|forthcoming\s+"
+    r"|debut\s+|latest\s+)*(?:album|ep|lp|record)\b",
+    re.I,
+)
 ALBUM_IN_TITLE = re.compile(r"[(\[]\s*(?:album|ep|lp|mixtape|full\s+album|\d+\s+tracks?)\s*[)\]]", re.I)
 DETERMINER_START = re.compile(r"^(?:a|an|my|your|his|her|our|their|some|this|that|these|those)\s")
+COUNTER_START = re.compile(
+    r"^(?:chapter|day|week|step|part|episode|ep|vol|volume|season|page|pages|lesson|round|level|version|v)\s*\d",
+    re.I,
+)
 TIME_OR_NUMBER = re.compile(
-    r"\d{1,2}[:.]\d{2}|\b\d{1,2}\s*(?:am|pm)\b|\b\d{1,2}/\d{1,2}(?:/\d{2,4})?\b|^[\d\s.,:/%$€£+x×-]+[a-z]{0,3}$", re.I
+    r"\d{1,2}[:.]\d{2}|\b\d{1,2}\s*(?:am|pm)\b|\b\d{1,2}/\d{1,2}(?:/\d{2,4})?\b|^[\d\s.,:/%$€£+x×-]+[a-z]{0,3}$"
+    r"|\d+\s*(?:%|°|£|\$|€|kg|km|hours?|mins?|minutes?|days?|weeks?|years?)",
+    re.I,
 )
 # A side that is only a call to action or a pointer is not a title: "Listen to 'X' - below", "- Enjoy!"
 NOT_A_TITLE = re.compile(
     r"^(?:below|above|here|now|link|links|this|that|it|enjoy|thanks|listen|watch|stream|download|more|tickets"
-    r"|link\s+in\s+bio|check\s+it\s+out|out\s+now|coming\s+soon|soon|tbc|tba)$",
+    r"|link\s+in\s+bio|check\s+it\s+out|out\s+now|coming\s+soon|soon|tbc|tba|premiere|official\s+video)$",
     re.I,
 )
+# Cities, countries and teams: "London - Paris", "Ireland - New Zealand". Both sides only such words: no song.
+_PLACE_WORDS = (
+    "london paris berlin warsaw prague vienna rome florence venice milan madrid barcelona lisbon porto "
+    "dublin amsterdam brussels copenhagen stockholm oslo helsinki moscow istanbul athens tokyo kyoto "
+    "osaka seoul beijing shanghai hong kong singapore sydney melbourne auckland new york nyc la los "
+    "angeles san francisco chicago boston miami seattle toronto montreal vancouver mexico city lyon "
+    "marseille munich hamburg frankfurt manchester liverpool glasgow edinburgh cardiff belfast leeds "
+    "bristol heathrow gatwick jfk ireland england scotland wales france germany spain italy portugal "
+    "japan china india brazil argentina usa uk canada australia zealand egypt kenya nigeria south africa "
+    "lakers celtics warriors suns chiefs bills arsenal chelsea spurs tottenham everton real juventus "
+    "bayern psg"
+)
+PLACE_WORDS = frozenset(_PLACE_WORDS.split())
 
 # --- versions and credits that are not part of the title ------------------------------------------------
 
 VERSION_WORDS = (
     r"remix|rmx|mix|edit|version|live|remaster(?:ed)?|official|video|audio|lyrics?|visuali[sz]er|acoustic"
     r"|demo|instrumental|feat\.?|ft\.?|featuring|prod\.?|produced|explicit|clean|mono|stereo|hd|hq|4k"
-    r"|session|sessions|unplugged|bonus\s+track|dub|rework|bootleg|cover|extended|original"
+    r"|session|sessions|unplugged|bonus\s+track|dub|rework|bootleg|cover|extended|original|clip|officiel"
+    r"|recordings|records|music|premiere"
 )
-# "(X Remix)", "[Official Video]", "(Live at Wembley)", "(feat. Y)" at the end.
+# "(X Remix)", "[Official Video]", "(Live at Wembley)", "(feat. Y)", "[XL Recordings]" at the end.
 BRACKET_VERSION = re.compile(rf"\s*[(\[][^()\[\]]*\b(?:{VERSION_WORDS})\b[^()\[\]]*[)\]]\s*$", re.I)
+# A label or catalogue tag in square brackets at the end: "[Planet Mu]", "[Hyperdub]".
+LABEL_BRACKET = re.compile(r"\s*\[[^\[\]]{1,30}\]\s*$")
+# A lowercase aside in brackets at the end: "(the intro!!!)", "(20 minutes well spent)", "(literally)".
+ASIDE_BRACKET = re.compile(r"\s*\((?=[a-z0-9])(?![A-Z])[^()]*[a-z][^()]*\)?\s*$")
 # "- Radio Edit", "- Live at Wembley", "- 2011 Remaster", "- X Remix" at the end (the version word last,
 # so "Lana Del Rey - Video Games" keeps its title).
 DASH_VERSION_WORDS = (
     r"remix|rmx|mix|edit|version|remaster(?:ed)?|acoustic|demo|instrumental|mono|stereo|unplugged|rework|bootleg|dub"
 )
 DASH_VERSION = re.compile(
-    rf"\s+[{DASHES}]{{1,2}}\s+(?:(?:[\w&'.]+\s+){{0,4}}(?:{DASH_VERSION_WORDS})(?:\s+(?:19|20)\d\d)?"
-    rf"|live(?:\s+(?:at|from|in|on)\s+[^{DASHES}]{{1,60}})?)\s*$",
+    rf"\s+(?:[{DASHES}]{{1,2}}|\|)\s+(?:(?:[\w&'.]+\s+){{0,4}}(?:{DASH_VERSION_WORDS})(?:\s+(?:19|20)\d\d)?"
+    rf"|live(?:\s+(?:at|from|in|on)\s+[^{DASHES}]{{1,60}})?|official\s+(?:music\s+)?(?:video|audio)|premiere"
+    rf"|out\s+now|link\s+in\s+bio)\s*$",
     re.I,
 )
 BRACKET_VERSION_ANYWHERE = re.compile(rf"\s*[(\[][^()\[\]]*\b(?:{VERSION_WORDS})\b[^()\[\]]*[)\]]", re.I)
@@ -130,25 +223,33 @@ FEATURING = re.compile(r"\s+(?:\(|\[)?(?:feat\.?|ft\.?|featuring|with\s+special\
 TITLE_TAIL = re.compile(
     # lowercase only: in "Odds Are Good" and "There Are A Thousand" the words belong to the title
     r"\s+(?:(?-i:(?:is|are)\s+(?:out|here|live|a|an|such|so|the|my|still|on|now|just|amazing|incredible|great"
-    r"|good|fire|perfect|beautiful|gorgeous|stunning|everything|brilliant|lovely))\b"
-    r"|out\s+now|on\s+(?:spotify|youtube|repeat|bandcamp|apple\s+music|soundcloud|tidal|deezer|loop)"
+    r"|good|fire|perfect|beautiful|gorgeous|stunning|everything|brilliant|lovely|unreal|stuck|a\s+vibe))\b"
+    r"|out\s+now|on\s+(?:spotify|youtube|repeat|bandcamp|apple\s+music|soundcloud|tidal|deezer|loop)|in\s+loop"
     r"|via\b|off\s+(?:the|their|his|her|my|this|that)\b|from\s+(?:the|their|his|her)\b|available\b"
-    r"|(?-i:on\s+(?:a|the|my|this|an))\b|never\s+gets\s+old|hits\s+different|slaps|goes\s+hard|what\s+a\b|right\s+now|again\b|today\b"
-    r"|tonight\b|this\s+(?:morning|evening|week)|all\s+day|and\s+(?:it|i|we)\b|because\b|cause\b|🔥)"
+    r"|(?-i:on\s+(?:a|the|my|this|an))\b|never\s+gets\s+old|hits\s+different|slaps|goes\s+(?:so\s+)?hard"
+    r"|what\s+a\b|(?-i:right\s+now)|(?-i:today)\b|(?-i:at\s+(?:\d|night|midnight|dawn|every|the))\b"
+    r"|(?-i:tonight)\b|this\s+(?:morning|evening|week)|all\s+day|and\s+(?:it|i|we|i'm)\b|because\b|cause\b"
+    r"|made\s+me\b|got\s+me\b|will\s+never\b|still\s+(?:hits|sounds|slaps)|/\s+(?-i:[a-z])|🔥)"
     r".*$",
     re.I,
 )
 # What a post says before an artist: "Can't stop playing Radiohead - Creep".
 LEAD_IN = re.compile(
     r"^.*?\b(?:playing|listening\s+to|listen\s+to|spinning|blasting|hearing|heard|check(?:ing)?\s+out"
-    r"|loving|love|obsessed\s+with|recommend(?:ing)?|stream(?:ing)?|queue(?:d)?\s+up|discovered"
-    r"|new\s+(?:single|song|track|music|video|ep|album)\s+(?:from|by)|premiere\s+(?:from|of)|is)\s+",
+    r"|loving|love|obsessed\s+with|recommend(?:ing)?|stream(?:ing)?|queue(?:d)?\s+up|discovered|watch"
+    r"|revisit(?:ing)?|new\s+(?:single|song|track|music|video|ep|album)\s+(?:from|by)|premiere\s+(?:from|of)"
+    r"|is)\s+",
     re.I,
 )
 ARTIST_STOP = re.compile(
     r"\s+(?:on|from|off|via|is|are|and\s+(?:it|i|we)|out|feat\.?|ft\.?|featuring|with\s+special)\b.*$"
     r"|[,;:!?|(\[].*$",
     re.I,
+)
+# After "by" in an all-lowercase post: where the name ends.
+LOWERCASE_ARTIST_STOP = re.compile(
+    r"\s+(?:in|on|at|for|while|when|during|hits|never|still|made|makes|got|gets|goes|is|was|and|with|from"
+    r"|every|all|again|today|tonight|forever|live|lol|omg)\b.*$"
 )
 # Words that make a side read like a sentence, not a name.
 CHATTER = re.compile(
@@ -161,143 +262,670 @@ CHATTER = re.compile(
 )
 # In titles only what no title says ("I", "My", "Tonight" are common in titles).
 TITLE_CHATTER = re.compile(r"\b(?:lol|lmao|omg|tbh|imo|smh|thanks|please|guys|folks|here's|there's)\b", re.I)
+# A lowercase run after a capitalised title is chatter when it holds one of these ("made me cry on a train").
+_CHATTER_TAIL_WORDS = (
+    "is was are were made makes me my i so such still just this that it never always the a an to and but "
+    "with on in at for again every time day night when while got gets hits goes you your we our of photos"
+)
+CHATTER_TAIL_WORDS = frozenset(_CHATTER_TAIL_WORDS.split())
 GENERIC_WORDS = re.compile(r"\b(?:song|songs|track|tracks|album|single|playlist|music|tune|tunes)\b", re.I)
 SENTENCE_END = re.compile(
     r"(?<!\bMr)(?<!\bMrs)(?<!\bMs)(?<!\bDr)(?<!\bSt)(?<!\bJr)(?<!\bvs)(?<!\bVol)(?<!\bfeat)(?<!\bft)(?<!\bInc)"
-    r"(?<!\bNo)(?<!\b[A-Z])(?<!\b[A-Z][a-z])[.!?]+\s+"
+    r"(?<!\bmr)(?<!\bms)(?<!\bmrs)(?<!\bst)(?<!\bPt)(?<!\bpt)(?<!\bCap)"
+    r"(?<!\bNo)(?<!\b[A-Z])(?<!\b[A-Z][a-z])(?<![.!?])(?:(?:\.\.\.|…)(?=\s+[^a-z\s])|(?!\.\.)[.!?]+)\s+"
+    + rf"(?![{DASHES}]{{1,2}}\s)"
 )
+RELEASE_VERB = re.compile(
+    r"\s+(?:shares?|drops?|releases?|unveils?|returns?\s+with|debuts?|premieres?|announces?|teases?"
+    r"|delivers?|(?:is|are)\s+back\s+with|puts?\s+out|offers?\s+up)\b",
+    re.I,
+)
+NEW_FROM = re.compile(
+    r"^(?:brand\s+)?new\s+(?:music\s+|single\s+|song\s+|track\s+)?(?:from|by)\s+(?P<artist>[^:]{1,60}?)\s*:\s*"
+    r"(?P<title>.+)$",
+    re.I,
+)
+RETWEET = re.compile(r"(?i)\bRT\s+@\w+\s*:\s*")
 
 MAX_TEXT = 2_000  # characters of a post we read
 MAX_QUOTES = 12  # quoted spans we consider per form
 NEAR = 120  # characters around a quoted title where its artist may be
 MAX_ARTIST_WORDS = 6
 MAX_TITLE_WORDS = 10
-MAX_UNQUOTED_TITLE_WORDS = 7
+MAX_UNQUOTED_TITLE_WORDS = 8
+MAX_BARE_TITLE_WORDS = 5  # unquoted titles tried against the catalog after a possessive
+MAX_NETWORK_LOOKUPS = 3  # per post: a network provider is slow and rate limited
+
+# Plausibility: the base each form gets, then what the cues add. Tuned on data/detection/dev.jsonl only.
+BASE = {
+    "dash": 0.45,
+    "quoted_by": 0.5,
+    "possessive": 0.55,
+    "cue_by": 0.55,
+    "new_from": 0.65,
+    "announce": 0.6,
+    "artist_song": 0.6,
+    "comma": 0.45,
+    "colon": 0.45,
+    "bracket": 0.55,
+    "bare_possessive": 0.1,
+}
+STRONG_BONUS = 0.3
+MUSIC_BONUS = 0.1
+QUOTED_BONUS = 0.1
+LINK_BONUS = 0.05
+NAME_PAIR_BONUS = 0.1  # a bare "Name - Name" clause that reads like a credit
+ARTIST_KNOWN_BONUS = 0.15
+OFF_TOPIC_PENALTY = 0.3
+CONFIRMED_FLOOR = 0.9  # a confirmed song's confidence is at least this
+ACCEPT = 0.5  # the lowest score kept
+ACCEPT_ON_DEMAND = 0.4  # a post addressed to the bot asks for a song: a little more benefit of the doubt
+CLEAR_LEAD = 0.15  # between two different songs, the winner must lead by this much
 
 
-class _Candidate(BaseModel):
-    artist: str
-    title: str
-    form: str  # which form matched; decides the base confidence
-    quoted: bool
+@dataclass
+class _Cues:
+    strong: bool
+    music: bool
+    link: bool
+    off_topic: bool
+    album_post: bool
+    not_a_song: str | None
+    track_id: str | None
+    lowercase_post: bool
+    known_artist: Callable[[str], bool] = lambda _artist: False
+    on_demand: bool = False  # the post is addressed to the bot: it asks for a song
 
 
-BASE_CONFIDENCE = {"quoted_by": 0.6, "possessive": 0.6, "dash": 0.45, "cue_by": 0.55}
+class SongDetector:
+    """detector(text) → Detection; detector.explain(text) → the candidates and why one won."""
+
+    def __init__(self, lookup: SongLookup | None = None, *, use_network: bool = True) -> None:
+        self.lookup = lookup
+        self.use_network = use_network
+
+    def __call__(self, text: str, *, on_demand: bool = False) -> Detection:
+        return self.explain(text, on_demand=on_demand).detection
+
+    def explain(self, text: str, *, on_demand: bool = False) -> Explanation:
+        text = unicodedata.normalize("NFC", (text or "")[:MAX_TEXT])
+        cues = _cues(text)
+        cues.on_demand = on_demand
+        if self.lookup is not None:
+            cues.known_artist = self.lookup.knows_artist
+        cleaned = _clean(text)
+        candidates = _dedupe(self._propose(cleaned, cues))
+        for candidate in candidates:
+            _score_plausibility(candidate, cues, self.lookup)
+        self._confirm(candidates, cues)
+        return self._decide(candidates, cues, on_demand)
+
+    # --- step 1: propose --------------------------------------------------------------------------------
+
+    def _propose(self, cleaned: str, cues: _Cues) -> list[Candidate]:
+        found: list[Candidate] = []
+        clauses = _clauses(cleaned)
+        for index, clause in enumerate(clauses):
+            finders = [_new_from, _dash, _cue_by]
+            if QUOTE_CHARS.search(clause):  # the quote forms are the costly ones: only where a quote is
+                finders += [_quoted_by, _possessive, _announce, _artist_song, _comma, _colon]
+                finders += [_bracket] if "「" in clause else []
+            for finder in finders:
+                found.extend(finder(clause, index, cues))
+            if self.lookup is not None and POSSESSIVE_S.search(clause):
+                found.extend(_bare_possessive(clause, index, self.lookup))
+        return found
+
+    # --- step 2: confirm and rank -----------------------------------------------------------------------
+
+    def _confirm(self, candidates: list[Candidate], cues: _Cues) -> None:
+        if self.lookup is None:
+            for candidate in candidates:
+                candidate.score = 0.0 if candidate.form == "bare_possessive" else candidate.plausibility
+            return
+        live = sorted((c for c in candidates if c.veto is None), key=lambda c: -c.plausibility)
+        network_left = MAX_NETWORK_LOOKUPS if self.use_network else 0
+        for candidate in live:
+            if candidate.form == "bare_possessive":
+                candidate.confirmation = self.lookup.confirm(
+                    candidate.artist, candidate.title, cues.track_id, use_network=False
+                )
+            else:
+                # Only candidates that could win on their own, or nearly, are worth a network call.
+                ask_network = network_left > 0 and candidate.plausibility >= ACCEPT_ON_DEMAND - 0.1
+                candidate.confirmation = self.lookup.confirm(
+                    candidate.artist, candidate.title, cues.track_id, use_network=ask_network
+                )
+                if ask_network and candidate.confirmation.provider == getattr(self.lookup.network, "name", None):
+                    network_left -= 1
+        for candidate in candidates:
+            verdict = candidate.confirmation.verdict if candidate.confirmation else None
+            if verdict == Verdict.confirmed:
+                candidate.score = CONFIRMED_FLOOR + (0.99 - CONFIRMED_FLOOR) * candidate.plausibility
+            elif verdict == Verdict.artist_known and candidate.form != "bare_possessive":
+                candidate.score = candidate.plausibility + ARTIST_KNOWN_BONUS
+            elif candidate.form == "bare_possessive":
+                candidate.score = 0.0  # only a provider can vouch for an unquoted title after "'s"
+            else:
+                candidate.score = candidate.plausibility
+            candidate.score = round(min(max(candidate.score, 0.0), 0.99), 3)
+
+    def _decide(self, candidates: list[Candidate], cues: _Cues, on_demand: bool) -> Explanation:
+        nothing = Detection(spotify_track_id=cues.track_id)
+        if not candidates:
+            return Explanation(nothing, candidates, "no candidate: no form of artist and title matched")
+        if cues.not_a_song:
+            return Explanation(nothing, candidates, f"not about a song ({cues.not_a_song!r})")
+        threshold = ACCEPT_ON_DEMAND if on_demand else ACCEPT
+        live = [c for c in candidates if c.veto is None]
+        if not live:
+            return Explanation(nothing, candidates, "every candidate was vetoed")
+        kept = sorted((c for c in live if c.score >= threshold), key=lambda c: (-c.score, -c.plausibility))
+        if not kept:
+            best = max(live, key=lambda c: c.score)
+            return Explanation(
+                nothing,
+                candidates,
+                f"best candidate {best.artist} - {best.title} scored {best.score:.2f}, below {threshold:.2f}",
+            )
+        winner = kept[0]
+        rivals = [c for c in kept[1:] if c.key != winner.key and c.clause != winner.clause]
+        if rivals:
+            runner = rivals[0]
+            winner_confirmed = _confirmed(winner)
+            if not (winner_confirmed and not _confirmed(runner)) and winner.score - runner.score < CLEAR_LEAD:
+                return Explanation(
+                    nothing,
+                    candidates,
+                    f"two different songs ({winner.artist} - {winner.title}, {runner.artist} - {runner.title}): "
+                    "a list, not one song",
+                )
+        detection = Detection(
+            artist=winner.artist,
+            title=winner.title,
+            spotify_track_id=cues.track_id,
+            confidence=winner.score,
+        )
+        why = "confirmed by " + (winner.confirmation.provider or "?") if _confirmed(winner) else "plausible"
+        others = len({c.key for c in live}) - 1
+        return Explanation(
+            detection,
+            candidates,
+            f"kept {winner.artist} - {winner.title} ({winner.form}, {why}, score {winner.score:.2f}"
+            f" ≥ {threshold:.2f}); {others} other reading(s) scored lower",
+        )
 
 
-def detect_song(text: str) -> Detection:
-    """The song a post names, or a Detection with artist and title None (and confidence 0)."""
-    track_ids = SPOTIFY_TRACK.findall(text or "")
+def _confirmed(candidate: Candidate) -> bool:
+    return candidate.confirmation is not None and candidate.confirmation.verdict == Verdict.confirmed
+
+
+_default: SongDetector | None = None
+
+
+def detect_song(text: str, *, on_demand: bool = False) -> Detection:
+    """The song a post names, checked against the bundled offline catalog (no network)."""
+    global _default
+    if _default is None:
+        _default = SongDetector(offline_lookup())
+    return _default(text, on_demand=on_demand)
+
+
+# --- cues and cleaning -----------------------------------------------------------------------------------
+
+
+def _cues(text: str) -> _Cues:
+    track_ids = SPOTIFY_TRACK.findall(text)
     track_id = track_ids[0] if len(set(track_ids)) == 1 else None
-    strong = bool(STRONG_CUE.search(text or "")) or track_id is not None
-    without_links = URL.sub(" ", text or "")
-    music = strong or bool(
-        MUSIC_CUE.search(without_links)
-        or BRACKET_VERSION_ANYWHERE.search(without_links)
-        or DASH_VERSION.search(without_links)
+    link = bool(MUSIC_LINK.search(text))
+    without_links = URL.sub(" ", text)
+    strong = bool(STRONG_CUE.search(without_links)) or track_id is not None
+    music = (
+        strong
+        or link
+        or bool(
+            MUSIC_CUE.search(without_links)
+            or BRACKET_VERSION_ANYWHERE.search(without_links)
+            or DASH_VERSION.search(without_links)
+        )
     )
-    off_topic = bool(OFF_TOPIC.search(without_links))
-    # A post names its song early; the cap keeps the cost of a 20,000-character post bounded.
-    cleaned = _clean((text or "")[:MAX_TEXT])
-
-    candidate = _find_candidate(cleaned, strong=strong, music=music)
-    album_post = bool(ALBUM_WORDS.search(without_links)) and not SONG_WORDS.search(without_links)
-    vetoed = NOT_A_SONG.search(without_links) or ((off_topic or album_post) and not strong)
-    if candidate is None or vetoed:
-        return Detection(spotify_track_id=track_id)
-    confidence = BASE_CONFIDENCE[candidate.form]
-    confidence += 0.3 if strong else 0.1 if music else 0.0
-    confidence += 0.1 if candidate.quoted else 0.0
-    confidence += 0.05 if track_id else 0.0
-    return Detection(
-        artist=candidate.artist,
-        title=candidate.title,
-        spotify_track_id=track_id,
-        confidence=round(min(confidence, 0.99), 2),
+    not_a_song = NOT_A_SONG.search(BRACKET_VERSION_ANYWHERE.sub(" ", without_links))  # "(Live at Reading)"
+    album_post = (
+        bool(ALBUM_WORDS.search(without_links))
+        and not SONG_WORDS.search(without_links)
+        and not FROM_AN_ALBUM.search(without_links)
+    )
+    letters = [ch for ch in without_links if ch.isalpha()]
+    return _Cues(
+        strong=strong,
+        music=music,
+        link=link,
+        off_topic=bool(OFF_TOPIC.search(without_links)),
+        album_post=album_post,
+        not_a_song=not_a_song.group(0) if not_a_song else None,
+        track_id=track_id,
+        lowercase_post=bool(letters) and not any(ch.isupper() for ch in letters),
     )
 
 
 def _clean(text: str) -> str:
-    """Drop links, emoji and decorative hashtags; keep line breaks as clause boundaries."""
-    text = unicodedata.normalize("NFC", text)
+    """Drop links, emoji, cue words and decorative hashtags; keep line breaks as clause boundaries."""
     text = URL.sub(" ", text)
+    text = RETWEET.sub("\n", text)
     text = re.sub(r"(?<!\w)[*_]+|[*_]+(?!\w)", "", text)  # **bold**, _italic_
     text = re.sub(r"(?m)^\s*#{1,6}\s+", "", text)  # "## Heading"
-    text = CUE_HASHTAG.sub("\n", text)
-    text = re.sub(r"(?i)\bnow\s+playing\s*:|\bnp\s*:|\bnow\s+listening(?:\s+to)?\s*:", "\n", text)
-    # Emoji, symbols and joiners become spaces; letters, digits, punctuation and $ (A$AP) stay.
-    # Emoji and symbols end a clause ("This song 🎧 Röyksopp - Eple") unless they sit next to a dash.
-    text = "".join(
-        " • " if unicodedata.category(ch) in ("So", "Sk", "Cf", "Co", "Cn") and ch not in "`´" else ch for ch in text
-    )
+    text = re.sub(r"^(?:\s*@\w+(?:@[\w.]+)?[,:]?)+", " ", text)  # a reply's addressees: "@deephype what ..."
+    text = re.sub(r"(?:^|(?<=\s))@(\w+)(?:@[\w.]+)?", r"\1", text)  # "#np @Beyonce - Halo": the name stays
+    text = CUE_PREFIX.sub("\n", text)
+    # Emoji, symbols and joiners become clause marks; letters, digits, punctuation and $ (A$AP) stay.
+    if not text.isascii():
+        text = "".join(
+            " • " if unicodedata.category(ch) in ("So", "Sk", "Cf", "Co", "Cn") and ch not in "`´" else ch
+            for ch in text
+        )
     text = re.sub(r"(?:\s*•)+", " •", text)
     text = re.sub(rf"•\s*(?=[{DASHES}]{{1,2}}\s)|(?<=\s[{DASHES}])\s*•|(?<=\s[{DASHES}]{{2}})\s*•", " ", text)
-    # Version brackets anywhere ("Do I Wanna Know? [Official Video]") before sentences are split.
-    text = BRACKET_VERSION_ANYWHERE.sub(" ", text)
+    text = BRACKET_VERSION_ANYWHERE.sub(" ", text)  # "Do I Wanna Know? [Official Video]" before sentences
     text = text.replace("\u00a0", " ")
-    # A run of hashtags at either end of a line is decoration; inside a sentence keep the word.
     lines = []
     for line in text.splitlines():
-        line = re.sub(r"(?:\s*#\w+)+\s*$", "", line)
+        line = re.sub(r"(?:\s*#\w+)+\s*$", "", line)  # a run of hashtags at either end is decoration
         line = re.sub(r"^\s*(?:#\w+\s*)+", "", line)
         line = re.sub(r"^\s*\[[^\]]{1,30}\]\s*:?\s*", "", line)  # "[Premiere] Artist - Title"
         line = re.sub(r"#(\w)", r"\1", line)
-        line = re.sub(r"@(\w)", r"\1", line)
         line = re.sub(r"^[\s•]+|[\s•]+$", "", line)
         lines.append(re.sub(r"[ \t]+", " ", line).strip())
     return "\n".join(line for line in lines if line)
 
 
-def _find_candidate(cleaned: str, *, strong: bool, music: bool) -> _Candidate | None:
-    """Try the forms from the most explicit to the least; several different songs mean a list: none."""
-    for finder in (_quoted_by, _possessive, _dash, _cue_by):
-        found = finder(cleaned, strong=strong, music=music)
-        if found is None:
-            continue
-        distinct = {(_key(c.artist), _key(c.title)) for c in found}
-        if len(distinct) != 1:
-            return None
-        return found[0]
-    return None
+def _clauses(cleaned: str) -> list[str]:
+    """Lines, emoji marks, cue colons ("Premiere: ...") and sentences; "|" and "//" next to a dash."""
+    clauses = []
+    for line in cleaned.split("\n"):
+        for piece in re.split(r"\s*•\s*", line):
+            for sentence in SENTENCE_END.split(piece):
+                clauses.extend(_split_cue_colon(sentence))
+    result = []
+    for clause in clauses:
+        if DASH_SEPARATOR.search(clause):
+            result.extend(p.strip() for p in re.split(r"\s+\|\s+|\s+//\s+", clause))
+        else:
+            result.append(clause.strip())
+    return [c for c in result if c]
 
 
-def _quoted_by(cleaned: str, *, strong: bool, music: bool) -> list[_Candidate] | None:
-    """“Title” by Artist"""
+def _split_cue_colon(sentence: str) -> list[str]:
+    """ "Premiere: Men I Trust - X" → two clauses; "Bon Iver - Re: Stacks" stays one (the dash comes first)."""
+    match = re.match(r"^(?P<head>[^:]{1,40}?):\s+(?P<rest>.+)$", sentence)
+    if match is None or ANY_SEPARATOR.search(match.group("head")) or NEW_FROM.match(sentence):
+        return [sentence]
+    if _colon_credit(match.group("head"), match.group("rest")):
+        return [sentence]  # "Yves Tumor: “Gospel for a New Century”"
+    return [match.group("head"), *_split_cue_colon(match.group("rest"))]
+
+
+COLON_HEAD_NOT_ARTIST = re.compile(
+    r"^(?:premiere|listen|new\s+\w+|track|song|best\s+\w+(?:\s+\w+)?|now\s+\w+|np|title|quote|essay|review|opinion"
+    r"|interview|news|update|reminder|poll|thread|sign|note|feature|exclusive|watch|video|today|tonight|mood)\b",
+    re.I,
+)
+
+
+def _colon_credit(head: str, rest: str) -> bool:
+    head = head.strip()
+    return (
+        len(head.split()) <= 5
+        and _titlecase(head)
+        and _name_like(head)
+        and not COLON_HEAD_NOT_ARTIST.match(head)
+        and _leading_quoted(rest.strip()) is not None
+    )
+
+
+def _colon(clause: str, index: int, cues: _Cues) -> list[Candidate]:
+    """Yves Tumor: “Gospel for a New Century”"""
+    match = re.match(r"^(?P<head>[^:]{1,40}?):\s+(?P<rest>.+)$", clause)
+    if match is None or not _colon_credit(match.group("head"), match.group("rest")):
+        return []
+    title = _leading_quoted(match.group("rest").strip()) or ""
+    return [_make(match.group("head"), title, "colon", True, index, cues)]
+
+
+# --- the forms -------------------------------------------------------------------------------------------
+
+
+def _make(artist: str, title: str, form: str, quoted: bool, clause: int, cues: _Cues, **kw: bool) -> Candidate:
+    """Tidy both sides into a Candidate; a side that cannot be a name or title vetoes it (kept for --explain)."""
+    artist_clean = _tidy_artist(artist, lead_in=kw.get("lead_in", False), tail_run=kw.get("tail_run", False))
+    untrimmed = _tidy_title(title, quoted=quoted, cut_tail=False)
+    title_clean = _tidy_title(title, quoted=quoted, cut_tail=True)
+    candidate = Candidate(artist_clean, title_clean, form, quoted, clause)
+    if title_clean != untrimmed:
+        candidate.reasons.append("chatter cut after the title")
+    if untrimmed != _strip_edges(title) and title_clean == untrimmed and not quoted:
+        candidate.reasons.append("tail phrase cut")
+    candidate.veto = _veto(candidate, cues, trimmed=title_clean != untrimmed)
+    return candidate
+
+
+def _dash(clause: str, index: int, cues: _Cues) -> list[Candidate]:
+    """Artist - Title, Artist – “Title”, “Title” — Artist, Artist // Title, Artist | Title."""
+    clause = DASH_VERSION.sub("", clause)
+    separator = DASH_SEPARATOR if DASH_SEPARATOR.search(clause) else ANY_SEPARATOR
+    parts = separator.split(clause)
+    if len(parts) < 2:
+        return []
+    while len(parts) > 2 and _droppable_part(parts[-1]):
+        parts = parts[:-1]  # "X - Y - Official Video", "A – T — the quietest love song of the decade"
+    if len(parts) > 2:
+        return [Candidate(parts[0], " - ".join(parts[1:]), "dash", False, index, veto="a list of three or more")]
+    left, right = (p.strip() for p in parts)
+    if re.search(r"\d$", left) and re.match(r"\d", right):
+        return [Candidate(left, right, "dash", False, index, veto="numbers on both sides (a score or a range)")]
+    left_quoted = _fully_quoted(left)
+    right_quoted = _fully_quoted(right) or _leading_quoted(right)
+    if left_quoted and not right_quoted:
+        candidate = _make(right, left_quoted, "dash", True, index, cues)
+        if not cues.strong and not _titlecase(candidate.title):
+            candidate.veto = candidate.veto or "a quoted phrase and its speaker, not a song"
+        return [candidate]
+    if QUOTED.search(left):
+        return []  # 'X’s single “Y” is about Z – Magazine': prose around a quote
+    lowercase_words = [w for w in left.split() if w[:1].islower() and w.lower() not in NAME_CONNECTORS]
+    tail_run = len(lowercase_words) >= 2 and _capitalised_run(left) != left
+    return [
+        _make(
+            left, right_quoted or right, "dash", right_quoted is not None, index, cues, lead_in=True, tail_run=tail_run
+        )
+    ]
+
+
+def _droppable_part(part: str) -> bool:
+    if part.strip()[:1] in OPEN_QUOTES:
+        return False
+    part = _strip_edges(part)
+    if NOT_A_TITLE.match(part) or re.fullmatch(rf"(?:{VERSION_WORDS})(?:\s+(?:{VERSION_WORDS}))*", part, re.I):
+        return True
+    words = part.split()
+    return len(words) >= 3 and part[:1].islower()
+
+
+def _quoted_by(clause: str, index: int, cues: _Cues) -> list[Candidate]:
+    """“Title” by Artist; « Titre » de Artiste; „Titel“ von Künstler."""
     found = []
-    for match in itertools.islice(QUOTED.finditer(cleaned), MAX_QUOTES):
-        rest = cleaned[match.end() : match.end() + NEAR]
-        by = re.match(r"\s*,?\s+by\s+(.+)", rest, re.I)
+    for match in itertools.islice(QUOTED.finditer(clause), MAX_QUOTES):
+        rest = clause[match.end() : match.end() + NEAR]
+        by = re.match(r"\s*,?\s+(?:by|de|von|di)\s+(.+)", rest, re.I)
         if by is None:
             continue
-        artist = _leading_capitalised_run(ARTIST_STOP.sub("", by.group(1)))
-        candidate = _accept(artist, match.group("quoted"), "quoted_by", True, strong, music)
-        if candidate:
-            found.append(candidate)
-    return found or None
+        artist = _artist_after_by(by.group(1), cues)
+        found.append(_make(artist, match.group("quoted"), "quoted_by", True, index, cues))
+    return found
 
 
-def _possessive(cleaned: str, *, strong: bool, music: bool) -> list[_Candidate] | None:
-    """Artist's 'Title', Artist’s new single “Title”"""
+def _artist_after_by(words: str, cues: _Cues) -> str:
+    if words[:1].isupper() or words[:1].isdigit():
+        return _leading_capitalised_run(ARTIST_STOP.sub("", words))
+    return LOWERCASE_ARTIST_STOP.sub("", ARTIST_STOP.sub("", words))
+
+
+POSSESSIVE_BEFORE_QUOTE = re.compile(
+    r"(?P<artist>[^\n!?:;,]+?)['’]s?\s+(?i:(?:new|latest|upcoming|classic|brilliant|gorgeous|tender|first|second"
+    r"|debut|lead|solo|title)\s+)*(?i:(?:single|song|track|tune|cut|banger|video|anthem|ballad|jam)\s+)?"
+    r"(?i:(?:for|of)\s+)?$"
+)
+
+
+def _possessive(clause: str, index: int, cues: _Cues) -> list[Candidate]:
+    """Artist's 'Title', Artist’s new single “Title”, Jockstrap's video for 'Glasgow'."""
     found = []
-    for match in itertools.islice(QUOTED.finditer(cleaned), MAX_QUOTES):
-        before = cleaned[max(0, match.start() - NEAR) : match.start()]
-        owner = re.search(
-            r"(?P<artist>[^\n.!?:;,]+?)['’]s?\s+(?i:(?:new|latest|upcoming|classic|brilliant|gorgeous)\s+)*"
-            r"(?i:(?:single|song|track|tune|cut|banger|video|anthem|ballad|jam)\s+)?$",
-            before,
-        )
+    for match in itertools.islice(QUOTED.finditer(clause), MAX_QUOTES):
+        before = clause[max(0, match.start() - NEAR) : match.start()]
+        owner = POSSESSIVE_BEFORE_QUOTE.search(before)
         if owner is None:
             continue
         artist = _capitalised_run(owner.group("artist"))
         if not (artist.endswith("s") or re.search(r"['’]s\s", owner.group(0))):
             continue  # a bare apostrophe is possessive only after an s: "The Strokes' 'Reptilia'"
-        candidate = _accept(artist, match.group("quoted"), "possessive", True, strong, music, lead_in=True)
-        if candidate:
-            found.append(candidate)
-    return found or None
+        found.append(_make(artist, match.group("quoted"), "possessive", True, index, cues, lead_in=True))
+    return found
 
 
-NAME_CONNECTORS = {"&", "and", "of", "the", "x", "de", "la", "le", "del", "von", "van", "y", "+"}
+def _bare_possessive(clause: str, index: int, lookup: SongLookup) -> list[Candidate]:
+    """bon iver's holocene in the snow: unquoted, so every short title is tried, and only a provider can
+    confirm one (the score is 0 without a confirmation)."""
+    match = re.search(r"(?P<artist>[^\n.!?:;,]{1,60}?)['’]s\s+(?P<rest>[^\"“”'‘’«»]+)$", clause)
+    if match is None:
+        return []
+    artist = _capitalised_run(match.group("artist"))
+    if not lookup.knows_artist(artist):
+        artist = _known_suffix(match.group("artist"), lookup) or ""
+        if not artist:
+            return []
+    words = match.group("rest").split()
+    return [
+        Candidate(artist, _strip_edges(" ".join(words[:n])), "bare_possessive", False, index)
+        for n in range(1, min(MAX_BARE_TITLE_WORDS, len(words)) + 1)
+    ]
+
+
+def _known_suffix(words_before: str, lookup: SongLookup) -> str | None:
+    words = words_before.split()
+    for start in range(max(0, len(words) - MAX_ARTIST_WORDS), len(words)):
+        name = " ".join(words[start:])
+        if lookup.knows_artist(name):
+            return name
+    return None
+
+
+def _announce(clause: str, index: int, cues: _Cues) -> list[Candidate]:
+    """Artist shares new single “Title”; Artist returns with disco stomper 'Title'."""
+    verb = RELEASE_VERB.search(clause)
+    if verb is None:
+        return []
+    quote = next(QUOTED.finditer(clause, verb.end()), None)
+    if quote is None or len(clause[verb.end() : quote.start()].split()) > 8:
+        return []
+    artist = clause[: verb.start()]
+    return [_make(artist, quote.group("quoted"), "announce", True, index, cues, lead_in=True, tail_run=True)]
+
+
+def _artist_song(clause: str, index: int, cues: _Cues) -> list[Candidate]:
+    """this Taylor Swift song 'Cruel Summer'"""
+    found = []
+    for match in itertools.islice(QUOTED.finditer(clause), MAX_QUOTES):
+        before = clause[max(0, match.start() - NEAR) : match.start()]
+        owner = re.search(r"(?P<artist>\S.*?)\s+(?i:song|track|tune|single|banger|classic|jam)\s*$", before)
+        if owner is None or re.search(r"['’]s?\s*$|['’]s\s", owner.group("artist")):
+            continue
+        artist = _capitalised_run(owner.group("artist"))
+        found.append(_make(artist, match.group("quoted"), "artist_song", True, index, cues))
+    return found
+
+
+def _new_from(clause: str, index: int, cues: _Cues) -> list[Candidate]:
+    """New from Mitski: "Nobody" """
+    match = NEW_FROM.match(clause)
+    if match is None:
+        return []
+    title = match.group("title").strip()
+    quoted = _leading_quoted(title)
+    return [_make(match.group("artist"), quoted or title, "new_from", quoted is not None, index, cues)]
+
+
+def _comma(clause: str, index: int, cues: _Cues) -> list[Candidate]:
+    """Best New Track: Waxahatchee, "Much Ado About Nothing" (only a whole clause of that shape)."""
+    match = re.fullmatch(r"(?P<artist>[^,\"“”«»]{1,60}),\s*(?P<rest>.+)", clause)
+    if match is None:
+        return []
+    quoted = _fully_quoted(match.group("rest").strip()) or _leading_quoted(match.group("rest").strip())
+    if quoted is None:
+        return []
+    return [_make(match.group("artist"), quoted, "comma", True, index, cues)]
+
+
+def _bracket(clause: str, index: int, cues: _Cues) -> list[Candidate]:
+    """Aimer「カタオモイ」"""
+    match = re.search(r"(?P<artist>[^\s「」]+(?:\s[^\s「」]+){0,3})\s*「(?P<title>[^「」]{1,60})」", clause)
+    if match is None:
+        return []
+    return [_make(match.group("artist"), match.group("title"), "bracket", True, index, cues)]
+
+
+CUE_BY = re.compile(
+    r"^(?:.*?\b(?:listening\s+to|playing|spinning|on\s+repeat:?|thoughts\s+on|what\s+about|make\s+of|think\s+of"
+    r"|about|do|try)\s+)?(?P<title>[^\"“”«»]+?)\s+by\s+(?P<artist>.+)$",
+    re.I,
+)
+
+
+def _cue_by(clause: str, index: int, cues: _Cues) -> list[Candidate]:
+    """listening to Title by Artist; @deephype thoughts on Title by Artist? (only after a strong cue or in a
+    request to the bot, since "photo by Jane" is not a song)"""
+    if not (cues.strong or cues.on_demand):
+        return []
+    match = CUE_BY.match(clause)
+    if match is None or (not cues.strong and not _titlecase(match.group("title"))):
+        return []
+    return [_make(_artist_after_by(match.group("artist"), cues), match.group("title"), "cue_by", False, index, cues)]
+
+
+def _dedupe(candidates: list[Candidate]) -> list[Candidate]:
+    """One candidate per (artist, title): a live one before a vetoed one, the earlier form first."""
+    best: dict[tuple[str, str], Candidate] = {}
+    for candidate in candidates:
+        if not candidate.artist or not candidate.title:
+            if candidate.veto:
+                best.setdefault(("", f"veto:{len(best)}"), candidate)
+            continue
+        seen = best.get(candidate.key)
+        if seen is None or (seen.veto is not None and candidate.veto is None):
+            best[candidate.key] = candidate
+    return list(best.values())
+
+
+# --- plausibility and vetoes -----------------------------------------------------------------------------
+
+
+def _veto(candidate: Candidate, cues: _Cues, *, trimmed: bool) -> str | None:
+    """Why this reading can never be a song (None when it can)."""
+    artist, title = candidate.artist, candidate.title
+    if not artist or not title or not re.search(r"\w", artist) or not re.search(r"\w", title):
+        return "an empty artist or title"
+    if NOT_A_TITLE.match(title) or (re.search(r"['’]s?$", title) and not candidate.quoted):
+        return "the title is a pointer or call to action"
+    if DETERMINER_START.match(artist) and not cues.known_artist(artist):
+        return "the artist starts like a sentence ('a', 'my', 'this' ...)"
+    if ALBUM_IN_TITLE.search(title):
+        return "an album, not a song"
+    if COUNTER_START.match(artist) or COUNTER_START.match(title):
+        return "a counter ('Chapter 4', 'Day 12'), not a name"
+    if re.search(r"\d$", artist) and re.search(r"\d$", title):
+        return "numbers after both names (a score)"
+    if _looks_like_number_or_time(artist):
+        return "the artist is a number, time or amount"
+    if _looks_like_number_or_time(title) and not ((cues.strong or cues.music) and re.fullmatch(r"\d{1,4}", title)):
+        return "the title is a number, time or amount"
+    if _calendar_pair(artist, title):
+        return "days or dates"
+    if _places(artist) and _places(title):
+        return "two places or teams"
+    if len(artist.split()) > MAX_ARTIST_WORDS:
+        return "the artist is too long for a name"
+    limit = MAX_TITLE_WORDS if candidate.quoted else MAX_UNQUOTED_TITLE_WORDS
+    if len(title.split()) > limit:
+        return "the title is too long"
+    if CHATTER.search(artist) and not (_titlecase(artist) and _name_like(artist)):
+        return "the artist reads like a sentence"
+    if not candidate.quoted and TITLE_CHATTER.search(title):
+        return "the title reads like chatter"
+    if cues.album_post and not cues.strong:
+        return "an album post"
+    if not cues.strong and (GENERIC_WORDS.search(artist) or (not candidate.quoted and GENERIC_WORDS.search(title))):
+        return "a generic word ('song', 'album') as a name"
+    if trimmed and not (cues.music or cues.strong) and not _titlecase(title):
+        return "a title cut out of a sentence"
+    return None
+
+
+def _score_plausibility(candidate: Candidate, cues: _Cues, lookup: SongLookup | None) -> None:
+    """How much the post itself says this is a song, 0..1 (before any provider is asked)."""
+    if candidate.veto is not None:
+        candidate.plausibility = 0.0
+        return
+    score = BASE[candidate.form]
+    reasons = candidate.reasons
+    if cues.strong:
+        score += STRONG_BONUS
+        reasons.append("strong cue (#np, now playing, premiere ...)")
+    elif cues.music:
+        score += MUSIC_BONUS
+        reasons.append("music cue")
+    if candidate.quoted:
+        score += QUOTED_BONUS
+        reasons.append("quoted title")
+    if cues.link:
+        score += LINK_BONUS
+        reasons.append("music link")
+    names = _name_like(candidate.artist) and (candidate.quoted or _name_like(candidate.title))
+    titlecase = _titlecase(candidate.artist) and (candidate.quoted or _titlecase(candidate.title))
+    cut = "chatter cut after the title" in candidate.reasons
+    if candidate.form == "dash" and names and titlecase and not cut:
+        score += NAME_PAIR_BONUS
+        reasons.append("reads like a credit (Name - Title)")
+    if not names and not cues.strong:
+        if cues.lowercase_post and lookup is not None and lookup.knows_artist(candidate.artist):
+            reasons.append("all-lowercase post, artist known")
+        elif cues.lowercase_post and _lowercase_credit(candidate):
+            score += NAME_PAIR_BONUS if candidate.form == "dash" else 0.0
+            reasons.append("all-lowercase post, short and reads like artist - title")
+        elif cues.lowercase_post and (cues.music or candidate.quoted):
+            score -= 0.1
+            reasons.append("all-lowercase post")
+        else:
+            score -= 0.4
+            reasons.append("not capitalised like a name")
+    if not titlecase and not cues.strong and not cues.lowercase_post:
+        score -= 0.1
+        reasons.append("not title case")
+    if cut and not cues.strong:
+        score -= 0.1
+    if cues.off_topic and not cues.strong:
+        score -= OFF_TOPIC_PENALTY
+        reasons.append("sport, schedule, travel or money talk in the post")
+    if CHATTER.search(candidate.artist):
+        score -= 0.05
+        reasons.append("a common word in the artist")
+    candidate.plausibility = round(max(0.0, min(score, 0.99)), 3)
+
+
+def _lowercase_credit(candidate: Candidate) -> bool:
+    """ "porches - rangerover": a short name and a short title, no sentence words in the name."""
+    words = candidate.artist.split()
+    return (
+        len(words) <= 4
+        and not CHATTER.search(candidate.artist)
+        and not any(word in LOWERCASE_SENTENCE_WORDS for word in words)
+        and (candidate.quoted or len(candidate.title.split()) <= 5)
+    )
+
+
+_LOWERCASE_SENTENCE_WORDS = (
+    "it's its ok okay but who what why how when where mood vibes weather energy giving girl dinner asked "
+    "one more just so very really much too all no yes not if then than"
+)
+LOWERCASE_SENTENCE_WORDS = frozenset(_LOWERCASE_SENTENCE_WORDS.split())
+
+
+# --- tidying ---------------------------------------------------------------------------------------------
+
+NAME_CONNECTORS = {
+    "&", "and", "of", "the", "x", "de", "la", "le", "del", "von", "van", "der", "y", "+", "a", "for", "in", "da",
+    "du", "di", "los", "las", "el",
+}  # fmt: skip
+
+
+NAME_PARTICLES = {"the", "de", "la", "le", "del", "von", "van", "der", "da", "du", "di", "los", "las", "el"}
 
 
 def _capitalised_run(words_before: str) -> str:
@@ -314,7 +942,7 @@ def _capitalised_run(words_before: str) -> str:
             start -= 1
         else:
             break
-    while start < len(words) and words[start].lower() in {"&", "and", "of", "x", "y", "+"}:
+    while start < len(words) and words[start].lower() in NAME_CONNECTORS - NAME_PARTICLES:
         start += 1  # a name does not start with "and" or "of"
     return " ".join(words[start:])
 
@@ -327,7 +955,7 @@ def _leading_capitalised_run(words_after: str) -> str:
     end = 0
     while end < len(words):
         word = words[end]
-        if word[:1].isupper() or word[:1].isdigit() or word.lower() in NAME_CONNECTORS:
+        if word[:1].isupper() or word[:1].isdigit() or word.lower() in NAME_CONNECTORS or word.endswith(".."):
             end += 1
         else:
             break
@@ -336,124 +964,23 @@ def _leading_capitalised_run(words_after: str) -> str:
     return " ".join(words[:end])
 
 
-def _dash(cleaned: str, *, strong: bool, music: bool) -> list[_Candidate] | None:
-    """Artist - Title, Artist – “Title”, “Title” — Artist; one per clause, one separator per clause."""
-    found = []
-    for clause in _clauses(cleaned):
-        clause = DASH_VERSION.sub("", clause)
-        parts = SEPARATOR.split(clause)
-        if len(parts) < 2:
-            continue
-        if len(parts) > 2:
-            return None  # "A - B - C": a list or a schedule, not a song
-        left, right = parts
-        if re.search(r"\d$", left.strip()) and re.match(r"\d", right.strip()):
-            return None  # "Arsenal 2 - 1 Chelsea", "10 - 20"
-        left_quoted = _fully_quoted(left.strip())
-        right_quoted = _fully_quoted(right.strip()) or _leading_quoted(right.strip())
-        if left_quoted and not right_quoted:
-            artist, title, quoted = right, left_quoted, True  # “Title” - Artist
-        elif QUOTED.search(left):
-            return None  # 'X’s single “Y” is about Z – Magazine': prose around a quote, not "Artist - Title"
-        else:
-            artist, title, quoted = left, right_quoted or right, right_quoted is not None
-        if not quoted and not music:
-            continue  # generic "A - B" chatter
-        candidate = _accept(artist, title, "dash", quoted, strong, music, lead_in=True)
-        if candidate is None:
-            if strong or music:
-                return None  # a clause shaped like a song but vetoed: do not guess elsewhere
-            continue
-        found.append(candidate)
-    return found or None
-
-
-def _cue_by(cleaned: str, *, strong: bool, music: bool) -> list[_Candidate] | None:
-    """listening to Title by Artist (only after a strong cue, since "photo by Jane" is not a song)"""
-    if not strong:
-        return None
-    found = []
-    for clause in _clauses(cleaned):
-        match = re.match(
-            r"^(?:.*?\b(?:listening\s+to|playing|spinning|on\s+repeat:?)\s+)?(?P<title>.+?)\s+by\s+(?P<artist>.+)$",
-            clause,
-            re.I,
-        )
-        if match is None:
-            continue
-        candidate = _accept(match.group("artist"), match.group("title"), "cue_by", False, strong, music)
-        if candidate:
-            found.append(candidate)
-    return found or None
-
-
-def _clauses(cleaned: str) -> list[str]:
-    clauses = []
-    for line in cleaned.split("\n"):
-        for piece in re.split(r"\s+\|\s+|\s*//\s*|\s*•\s*|:\s+", line):
-            clauses.extend(p.strip() for p in SENTENCE_END.split(piece) if p.strip())
-    return clauses
-
-
-def _accept(
-    artist: str,
-    title: str,
-    form: str,
-    quoted: bool,
-    strong: bool,
-    music: bool,
-    *,
-    lead_in: bool = False,
-) -> _Candidate | None:
-    """Tidy both sides and apply every veto; None when the pair does not read like a song."""
-    artist = _tidy_artist(artist, lead_in=lead_in)
-    untrimmed_title = _tidy_title(title, quoted=quoted, cut_tail=False)
-    title = _tidy_title(title, quoted=quoted, cut_tail=True)
-    if not artist or not title:
-        return None
-    if title != untrimmed_title and not strong:
-        return None  # "Before - After photos of the kitchen": only a strong cue lets us cut chatter off
-    if not strong and not _name_like(artist):
-        return None  # "the group's “Patagonia”", "context -- “...”": names are capitalised
-    if NOT_A_TITLE.match(title) or (re.search(r"['’]s?$", title) and not quoted):
-        return None  # "Listen to 'Low Beam' - below", "Back on the track - GoldLink's"
-    if DETERMINER_START.match(artist) or ALBUM_IN_TITLE.search(title):
-        return None  # "“Hello” by a stranger", "OK Computer (album)"
-    if _looks_like_number_or_time(artist):
-        return None
-    if _looks_like_number_or_time(title) and not (strong and re.fullmatch(r"\d{1,4}", title)):
-        return None  # "#np Prince - 1999" is a song, "Pages 10 - 20" is not
-    if _calendar_pair(artist, title):
-        return None
-    if len(artist.split()) > MAX_ARTIST_WORDS:
-        return None
-    title_limit = MAX_TITLE_WORDS if quoted else MAX_UNQUOTED_TITLE_WORDS
-    if len(title.split()) > title_limit:
-        return None
-    if CHATTER.search(artist) or (not quoted and TITLE_CHATTER.search(title)):
-        return None
-    if not strong and (GENERIC_WORDS.search(artist) or (not quoted and GENERIC_WORDS.search(title))):
-        return None  # "Pros - cons of this track"
-    if not strong and not quoted and not (_name_like(artist) and _name_like(title)):
-        return None
-    if not re.search(r"\w", artist) or not re.search(r"\w", title):
-        return None
-    return _Candidate(artist=artist, title=title, form=form, quoted=quoted)
-
-
-def _tidy_artist(artist: str, *, lead_in: bool) -> str:
+def _tidy_artist(artist: str, *, lead_in: bool, tail_run: bool = False) -> str:
     artist = artist.strip()
     if lead_in:
         lead = LEAD_IN.match(artist)
         if lead and not lead.group(0).strip().isupper():  # "LOVE SICK" is a band, "Loving X" a lead-in
             artist = artist[lead.end() :]
-    artist = ARTIST_STOP.sub("", artist) if not lead_in else re.sub(r"^.*[,;!?|]\s*", "", artist)
+        artist = re.sub(r"^.*[,;!?|]\s+(?=\S)", "", artist) if not re.search(r",\s+[A-Z]", artist) else artist
+    else:
+        artist = ARTIST_STOP.sub("", artist)
+    if tail_run:
+        artist = _capitalised_run(artist)
     artist = FEATURING.sub("", artist)
     artist = re.sub(r"\s*\([A-Z]{2}\)$", "", artist)  # "Sigrid (NO)": a blog's country tag
     artist = re.sub(r"^(?:by|from|the\s+band|the\s+artist|introducing)\s+", "", artist, flags=re.I)
-    if re.fullmatch(r"(?:introducing|premiere|new|listen|video|review|streaming|exclusive)", artist, re.I):
+    if re.fullmatch(r"(?:introducing|premiere|new|listen|video|review|streaming|exclusive|watch)", artist, re.I):
         return ""
-    artist = _strip_edges(artist)
+    artist = _strip_edges(artist, keep_dots=True)
     if _cut_lowercase_tail(artist, min_tail=2) != artist:
         return ""  # "Back on the track - X": a capitalised word and then a sentence is not a name
     return artist
@@ -462,12 +989,14 @@ def _tidy_artist(artist: str, *, lead_in: bool) -> str:
 def _tidy_title(title: str, *, quoted: bool, cut_tail: bool) -> str:
     title = title.strip()
     if not quoted:
+        title = ASIDE_BRACKET.sub("", title)
         title = TITLE_TAIL.sub("", title)
-        title = re.sub(r"\s*[,;!?|].*$", "", title)
+        title = re.sub(r"\s*(?:[;!?|].*|,\s+(?=[a-z]).*)$", "", title)
     title = _strip_edges(title)
     for _ in range(3):  # "Title (feat. Y) [Official Video]"
         title = BRACKET_VERSION.sub("", title)
         title = DASH_VERSION.sub("", title)
+        title = LABEL_BRACKET.sub("", title) if not quoted else title
     title = FEATURING.sub("", title)
     title = re.sub(r"\s*[(\[](?:19|20)\d\d[)\]]$", "", title)  # "Younger (2018)"
     title = _strip_edges(title)
@@ -487,14 +1016,19 @@ def _cut_lowercase_tail(title: str, min_tail: int = 3) -> str:
             tail += 1
         else:
             break
-    return " ".join(words[: len(words) - tail]) if min_tail <= tail < len(words) else title
+    if not (min_tail <= tail < len(words)) or not any(w.lower() in CHATTER_TAIL_WORDS for w in words[-tail:]):
+        return title  # "Le temps de l'amour" keeps its lowercase words: they are no English chatter
+    return " ".join(words[: len(words) - tail])
 
 
-def _strip_edges(value: str) -> str:
+def _strip_edges(value: str, *, keep_dots: bool = False) -> str:
     """Quotes, dashes and punctuation off both ends, runs of space made one ("Help!" loses its "!": the
-    enricher's matching ignores punctuation anyway; "P!nk" keeps hers)."""
-    edge = f"{OPEN_QUOTES}{CLOSE_QUOTES}-–—‒−.,:;!?*_~|/\\ \t"
-    return re.sub(r"\s+", " ", value).strip(edge)
+    enricher's matching ignores punctuation anyway; "P!nk" keeps hers; "Fred again.." keeps its dots)."""
+    edge = f"{OPEN_QUOTES}{CLOSE_QUOTES}-–—‒−,:;!?*_~|/\\ \t" + ("" if keep_dots else ".")
+    value = re.sub(r"\s+", " ", value).strip(edge)
+    if keep_dots and value.endswith(".") and not value.endswith(".."):
+        value = value.rstrip(".") if not re.search(r"\b[A-Z]\.$|\.[A-Z]\.$", value) else value
+    return value
 
 
 def _fully_quoted(side: str) -> str | None:
@@ -520,6 +1054,11 @@ def _calendar_pair(artist: str, title: str) -> bool:
     return False
 
 
+def _places(side: str) -> bool:
+    words = re.findall(r"\w+", side.casefold())
+    return bool(words) and all(word in PLACE_WORDS for word in words)
+
+
 def _looks_like_number_or_time(side: str) -> bool:
     if not re.search(r"[^\W\d_]", side):
         return True  # no letter at all: 2, 10:30, $15
@@ -527,9 +1066,28 @@ def _looks_like_number_or_time(side: str) -> bool:
 
 
 def _name_like(side: str) -> bool:
-    """Names are Capitalised or ALL CAPS; a lowercase start reads like a sentence."""
-    first = next((ch for ch in side if ch.isalpha()), "")
-    return first.isupper() or first == ""
+    """Names start with a capital or a digit ("99 Problems"); a lowercase start reads like a sentence."""
+    first = side.lstrip(f"{OPEN_QUOTES}{CLOSE_QUOTES}([ ")[:1]
+    if not first:
+        return False
+    return first.isupper() or first.isdigit() or not first.isalpha() or (not first.isascii() and not first.islower())
+
+
+_SMALL_TITLE_WORDS = (
+    "to on at is it or an with en me you by from into up out over under as than off no not n 'n' so but if"
+)
+SMALL_TITLE_WORDS = frozenset(_SMALL_TITLE_WORDS.split())
+
+
+def _titlecase(side: str) -> bool:
+    """Every word but the small ones capitalised (or none cased at all: 山下達郎)."""
+    for word in side.split():
+        letters = [ch for ch in word if ch.isalpha()]
+        if not letters or not letters[0].islower():
+            continue
+        if word.lower() not in NAME_CONNECTORS | SMALL_TITLE_WORDS:
+            return False
+    return True
 
 
 def _key(value: str) -> str:

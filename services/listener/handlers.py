@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+import re
+from collections.abc import Iterable
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -14,6 +15,7 @@ from deephype.common.bus import Bus, derive_id
 from deephype.common.contracts import Platform, SongMention, utcnow
 from deephype.common.db import Database
 from deephype.common.normalise import NormalisedInput
+from deephype.common.settings import Settings
 
 log = logging.getLogger("deephype.listener")
 
@@ -67,13 +69,21 @@ class IngestResult(BaseModel):
     title: str | None = None
 
 
-Detector = Callable[[str], Any]  # text -> object with artist, title, spotify_track_id, confidence
+BOT_MENTION = re.compile(r"(?<![\w@])@(\w+)")
 
 
-def default_detector() -> Detector:
-    from deephype.listener.detect import detect_song
+class Detector(Protocol):
+    """text -> object with artist, title, spotify_track_id, confidence; on_demand: the post asks the bot."""
 
-    return detect_song
+    def __call__(self, text: str, *, on_demand: bool = False) -> Any: ...
+
+
+def default_detector(settings: Settings | None = None) -> Detector:
+    """Detection confirmed by the lookup settings.listener_lookup names (no settings: the bundled catalog)."""
+    from deephype.listener.confirm import build_lookup
+    from deephype.listener.detect import SongDetector, detect_song
+
+    return detect_song if settings is None else SongDetector(build_lookup(settings))
 
 
 class Listener:
@@ -82,6 +92,9 @@ class Listener:
         self.bus = bus
         self.bot_handles = {handle.lower().lstrip("@") for handle in bot_handles}
         self.detector = detector
+
+    def addresses_bot(self, text: str) -> bool:
+        return bool({handle.lower() for handle in BOT_MENTION.findall(text)} & self.bot_handles)
 
     def ingest(self, post: RawPost) -> IngestResult:
         key = (post.platform.value, post.post_id)
@@ -100,7 +113,9 @@ class Listener:
             self._record(post, "own_post")
             return IngestResult(status=IngestStatus.own_post, platform=post.platform, post_id=post.post_id)
 
-        detection = self.detector(post.text)
+        # A post that names the bot asks for a song: the detector gives it a little more benefit of the doubt.
+        on_demand = post.mentions_bot or self.addresses_bot(post.text)
+        detection = self.detector(post.text, on_demand=on_demand)
         if not detection.artist or not detection.title:
             self._record(post, "no_song")
             return IngestResult(status=IngestStatus.no_song, platform=post.platform, post_id=post.post_id)

@@ -32,6 +32,7 @@ TITLE_DECORATION = re.compile(r"\s*(?:[(\[][^()\[\]]*[)\]]|\s[-–—]\s.*)$")
 FEATURING = re.compile(r"\s+(?:feat\.?|ft\.?|featuring|with)\s.*$", re.I)
 
 
+@lru_cache(maxsize=8192)  # the listener asks about the same names over and over
 def normalize(text: str) -> str:
     """Case-, accent- and punctuation-insensitive form: "Björk’s  Jóga!" → "bjorks joga"."""
     text = unicodedata.normalize("NFKD", text)

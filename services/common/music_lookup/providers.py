@@ -128,6 +128,7 @@ class OfflineCatalogProvider:
         if catalog.version != 1:
             raise ValueError(f"song catalog {path} has version {catalog.version}, this build reads 1")
         self.path = path
+        self.tracks: tuple[CatalogTrack, ...] = tuple(catalog.tracks)
         self._by_name: dict[tuple[str, str], CatalogTrack] = {}
         self._by_id: dict[str, CatalogTrack] = {}
         for track in catalog.tracks:
