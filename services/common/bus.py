@@ -32,6 +32,7 @@ from deephype.common.contracts import (
     SongMention,
     decode,
 )
+from deephype.common.logs import trace
 
 if TYPE_CHECKING:
     from deephype.common.settings import Settings
@@ -173,7 +174,11 @@ def process_delivery(subscription: Subscription, policy: RetryPolicy, body: byte
     if handler is None:
         MESSAGES_FAILED.labels(queue, "dead_letter").inc()
         return DeadLetter(f"{queue} has no handler for {type(message).__name__}", attempt)
+    with trace(message.trace_id):  # every line the handler logs carries the mention's trace id
+        return _handle(queue, policy, handler, message, attempt)
 
+
+def _handle(queue: str, policy: RetryPolicy, handler: Handler, message: Envelope, attempt: int) -> Outcome:
     started = time.perf_counter()
     try:
         outputs = list(handler(message))

@@ -32,12 +32,19 @@ def _serve(args: argparse.Namespace) -> int:
 
     import uvicorn
 
+    from deephype.common.logs import configure_logging
     from deephype.common.settings import get_settings
 
     settings = get_settings()
+    configure_logging(settings, args.service)
     module = importlib.import_module(f"deephype.{args.service}.app")
+    # log_config=None: uvicorn's loggers go through the handler configure_logging set up.
     uvicorn.run(
-        module.create(settings), host=args.host or settings.host, port=args.port or settings.port, log_level="info"
+        module.create(settings),
+        host=args.host or settings.host,
+        port=args.port or settings.port,
+        log_config=None,
+        log_level=settings.log_level.lower(),
     )
     return 0
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -54,6 +54,10 @@ class Settings(BaseSettings):
     port: int = Field(default=8000, ge=0, le=65535)
     # Public base URL of the curator's review page, used in emails.
     public_url: str = "http://127.0.0.1:8004"
+
+    # --- logging (deephype serve) ---
+    log_format: Literal["json", "text"] = "json"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     # --- listener ---
     listener_sources: list[str] = Field(default_factory=lambda: ["feed"])

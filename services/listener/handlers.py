@@ -143,6 +143,7 @@ class Listener:
             mention.title,
             post.platform,
             post.post_id,
+            extra={"trace_id": mention.trace_id},
         )
         return IngestResult(
             status=IngestStatus.published,
