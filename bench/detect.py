@@ -63,9 +63,11 @@ class Score:
         }
 
 
-def load(split: str) -> list[dict[str, str | None]]:
+def load(split: str, batch: int | None = None) -> list[dict[str, str | None]]:
+    """A split's posts; batch 1 or 2 alone when asked (see data/detection/README.md)."""
     path = CORPUS / f"{split}.jsonl"
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    posts = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return [post for post in posts if batch is None or post.get("batch", 1) == batch]
 
 
 def same(found: str, expected: str) -> bool:
@@ -119,9 +121,10 @@ def main() -> None:
     parser.add_argument("--split", choices=["dev", "test"], default="test")
     parser.add_argument("--errors", action="store_true", help="list every confusion")
     parser.add_argument("--limit", type=int, default=200)
+    parser.add_argument("--batch", type=int, choices=[1, 2], help="only the posts of this batch")
     args = parser.parse_args()
 
-    posts = load(args.split)
+    posts = load(args.split, args.batch)
     with_catalog = SongDetector(offline_lookup())
     without_catalog = SongDetector(None)
     scores = {"catalog": evaluate(with_catalog, posts), "plausibility_only": evaluate(without_catalog, posts)}
@@ -132,6 +135,13 @@ def main() -> None:
             f"precision {s['precision']:.3f}, recall {s['recall']:.3f}; "
             f"{s['wrong_song']} wrong song, {s['false_alarm']} false alarm, {s['missed']} missed"
         )
+    if args.split == "test" and args.batch is None:
+        for batch in (1, 2):
+            s = evaluate(with_catalog, load("test", batch)).summary()
+            print(
+                f"  test batch {batch}: {s['posts']} posts ({s['positives']} songs); precision {s['precision']:.3f}, "
+                f"recall {s['recall']:.3f}"
+            )
     if args.errors:
         print_errors(scores["catalog"], args.limit)
     else:
@@ -147,7 +157,7 @@ def main() -> None:
         f"timing: {TIMED_POSTS} posts offline in {seconds:.3f} s "
         f"({seconds / TIME_BUDGET_SECONDS:.2f} of the 1 s budget, {TIMED_POSTS / seconds:.0f} posts/s)"
     )
-    if args.split == "test":
+    if args.split == "test" and args.batch is None:
         catalog = offline_lookup()
         labelled = [p for p in posts if p["artist"] is not None]
         known = sum(1 for p in labelled if catalog.offline(str(p["artist"]), str(p["title"]), None) is not None)
@@ -160,6 +170,8 @@ def main() -> None:
                     "test_posts": len(posts),
                     "test_songs_in_catalog": known,
                     "catalog": scores["catalog"].summary(),
+                    "catalog_batch_1": evaluate(with_catalog, load("test", 1)).summary(),
+                    "catalog_batch_2_clean": evaluate(with_catalog, load("test", 2)).summary(),
                     "plausibility_only": scores["plausibility_only"].summary(),
                     "timing_1000_posts_seconds": round(seconds, 3),
                     "timing_ratio_to_1s": round(seconds / TIME_BUDGET_SECONDS, 3),

@@ -179,10 +179,7 @@ FORMS: list[tuple[str, tuple[str, str]]] = [
     ("#nowplaying Vela North - Glass Orchard [Kilo Marsh Remix]", ("Vela North", "Glass Orchard")),
     (
         "Vela North - Glass Orchard (feat. Lantern Hollow) https://vela.bandcamp.com/track/glass-orchard",
-        (
-            "Vela North",
-            "Glass Orchard",
-        ),
+        ("Vela North", "Glass Orchard"),
     ),
     ("Vela North - Glass Orchard https://soundcloud.com/velanorth/glass-orchard", ("Vela North", "Glass Orchard")),
     ("Vela North - Glass Orchard https://music.apple.com/us/album/x/1?i=2", ("Vela North", "Glass Orchard")),
@@ -357,3 +354,48 @@ def test_cli_explain_names_each_post_and_says_why() -> None:
     assert "vetoed: numbers after both names (a score)" in out
     assert "line 3: 'just had lunch'\n  no candidates\n  result: no song" in out
     assert len(blocks) == 2  # lines 1 and 3 by number, the JSON post by its id
+
+
+# Names and titles the catalog knows, with the punctuation that used to cut them short.
+KNOWN_SHAPES: list[tuple[str, tuple[str, str]]] = [
+    ("“Stayin' Alive” by Bee Gees, forever", ("Bee Gees", "Stayin' Alive")),
+    ("#np Godspeed You! Black Emperor - The Sad Mafioso", ("Godspeed You! Black Emperor", "The Sad Mafioso")),
+    ("“September” by Earth, Wind & Fire 🕺", ("Earth, Wind & Fire", "September")),
+    ("“Intro” by The xx on a loop", ("The xx", "Intro")),
+    ("Empire of the Sun - Walking on a Dream 🌅", ("Empire of the Sun", "Walking on a Dream")),
+    ("Khruangbin - Time (You and I) #np", ("Khruangbin", "Time (You and I)")),
+    ("Mac Miller – Good News 🌧️", ("Mac Miller", "Good News")),
+    (
+        "#np John Coltrane - A Love Supreme, Pt. I - Acknowledgement",
+        ("John Coltrane", "A Love Supreme, Pt. I - Acknowledgement"),
+    ),
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), KNOWN_SHAPES)
+def test_catalog_names_keep_their_punctuation(text: str, expected: tuple[str, str]) -> None:
+    detection = detect_song(text)
+    assert (detection.artist, detection.title) == expected
+
+
+def test_every_catalog_song_is_found_in_the_common_forms() -> None:
+    """The fault suite and the demo post catalog songs in these shapes; none may be dropped or misread."""
+    catalog = json.loads((Path(__file__).resolve().parents[1] / "data" / "catalog.json").read_text())["tracks"]
+    misses = []
+    for index, track in enumerate(catalog):
+        artist, title = track["artist"], track["title"]
+        for text in (
+            f"#NowPlaying {artist} - {title}",
+            f"“{title}” by {artist} has been on repeat, day {index}",
+            f"Now playing: {artist} – {title} #{index}",
+        ):
+            found = detect_song(text)
+            if (_plain(found.artist), _plain(found.title)) != (_plain(artist), _plain(title)):
+                misses.append((text, found.artist, found.title))
+    assert misses == []
+
+
+def _plain(value: str | None) -> str:
+    from deephype.common.music_lookup.matching import normalize
+
+    return normalize(value or "")
