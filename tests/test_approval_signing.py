@@ -17,14 +17,18 @@ import pika
 import pytest
 from fastapi.testclient import TestClient
 
-from deephype.common.bus import PermanentError
+from deephype.common.bus import PermanentError, Subscription
 from deephype.common.contracts import Approval, Song, decode, encode
 from deephype.common.db import Database
+from deephype.common.memory_bus import InMemoryBus
 from deephype.common.rabbit import RabbitBus
 from deephype.common.service import create_app
 from deephype.common.settings import Settings
 from deephype.common.signing import ApprovalKeyError, ApprovalKeys, key_id, new_key
 from deephype.curator import app as curator_app
+from deephype.curator.app import ApprovalSender
+from deephype.curator.store import SCHEMA as CURATOR_SCHEMA
+from deephype.curator.store import CuratorStore
 from deephype.poster import app as poster_app
 from deephype.poster.handlers import SCHEMA, PostLedger, make_approval_handler
 from deephype.poster.publishers import DryRunPublisher
@@ -202,3 +206,31 @@ def test_unsigned_approval_parses_so_its_reason_is_clear() -> None:
     body = json.loads(encode(forged()))
     body.pop("signature", None)
     assert decode(json.dumps(body).encode(), Approval).signature is None
+
+
+def test_an_approval_stored_before_a_rotation_is_sent_signed_with_the_new_key(tmp_path: Path) -> None:
+    """The curator restarts with [new, old]; an approval it had stored but not sent still gets posted by a
+    poster that already dropped the old key, because the sender signs it again with the current key."""
+    old, new = new_key(), new_key()
+    curator_db = Database(tmp_path / "curator.sqlite3", CURATOR_SCHEMA)
+    message = candidates("rot-1")
+    before = CuratorStore(curator_db, ApprovalKeys([old]))
+    before.add_candidates(message)
+    stored = before.approve(message.message_id, message.candidates[0].candidate_id, None, by="t", post_platform="x")
+    assert ApprovalKeys([new]).problem(stored) is not None  # as stored, the new poster would refuse it
+
+    settings = make_settings(tmp_path)
+    bus = InMemoryBus(settings)
+    poster_db = Database(tmp_path / "poster.sqlite3", SCHEMA)
+    ledger = PostLedger(poster_db)
+    handler = make_approval_handler(ledger, DryRunPublisher(poster_db), ApprovalKeys([new]))
+    bus.subscribe(Subscription("poster", {Approval: handler}))
+    bus.start()
+    try:
+        after = CuratorStore(curator_db, ApprovalKeys([new, old]))
+        assert ApprovalSender(after, bus, interval=0.0).send_pending() == 1
+        assert wait_until(ledger.published)
+    finally:
+        bus.stop()
+    assert [post["approval_id"] for post in ledger.published()] == [stored.message_id]
+    assert bus.dead_letters() == []
