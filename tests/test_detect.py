@@ -170,7 +170,7 @@ ISSUE_NEGATIVES = [
 FORMS: list[tuple[str, tuple[str, str]]] = [
     ("Vela North // Glass Orchard", ("Vela North", "Glass Orchard")),
     ("Vela North | Glass Orchard", ("Vela North", "Glass Orchard")),
-    ("“Glass Orchard” by Vela North", ("Vela North", "Glass Orchard")),
+    ("“Glass Orchard” by Vela North is stuck in my head", ("Vela North", "Glass Orchard")),
     ("Vela North's new single 'Glass Orchard' is out", ("Vela North", "Glass Orchard")),
     ("Listen: Vela North – “Glass Orchard”", ("Vela North", "Glass Orchard")),
     ("RT @dreampopdaily: Vela North - Glass Orchard", ("Vela North", "Glass Orchard")),
@@ -224,6 +224,13 @@ def test_a_request_to_the_bot_gets_the_benefit_of_the_doubt() -> None:
     borderline = "Vela North - Glass orchard 🎶"  # a music cue, but a title not capitalised like one
     assert detect_song(borderline).artist is None
     assert detect_song(borderline, on_demand=True).artist == "Vela North"
+
+
+def test_quoted_by_needs_a_music_cue_or_a_known_song() -> None:
+    """“Dune” by Frank Herbert reads exactly like a song credit; only a cue or a provider tells them apart."""
+    assert detect_song("“Dune” by Frank Herbert, finally finished it").artist is None
+    assert detect_song("“Dune” by Frank Herbert 🎶").artist == "Frank Herbert"
+    assert detect_song("“Yellow” by Coldplay, finally").artist == "Coldplay"
 
 
 def test_two_different_songs_in_one_post_name_none() -> None:

@@ -125,7 +125,7 @@ MUSIC_CUE = re.compile(
     r"\b(?:new\s+(?:single|song|track|music|video|ep|album)|single|songs?|tracks?|tunes?|listen\w*"
     r"|banger|jams?|remix|music\s+video|playlist|spotify|bandcamp|soundcloud|apple\s+music|premiere\w*"
     r"|sotd|songoftheday|newmusic|nowlistening|music|spinning|playing|chorus|bridge|verse|lyrics|vocals?"
-    r"|intro|outro|solo|no\s+skips|earworm|clip\s+officiel|official\s+(?:video|audio))\b"
+    r"|intro|outro|solo|no\s+skips|earworm|stuck\s+in\s+my\s+head|clip\s+officiel|official\s+(?:video|audio))\b"
     r"|[🎵🎶🎧🎸🎤🎹🥁🎷🎺🎻📻💿📀♪♫♬]",
     re.I,
 )
@@ -235,7 +235,7 @@ TITLE_TAIL = re.compile(
     r"|(?-i:on\s+(?:a|the|my|this|an))\b|never\s+gets\s+old|hits\s+different|slaps|goes\s+(?:so\s+)?hard"
     r"|what\s+a\b|(?-i:right\s+now)|(?-i:today)\b|(?-i:at\s+(?:\d\w*|night|midnight|dawn|every|the))\b"
     r"|(?-i:tonight)\b|this\s+(?:morning|evening|week)|all\s+day|(?-i:and\s+(?:it|i|we|i'm))\b|because\b|cause\b"
-    r"|made\s+me\b|got\s+me\b|will\s+never\b|still\s+(?:hits|sounds|slaps)|/\s+(?-i:[a-z])|🔥)",
+    r"|made\s+me\b|got\s+me\b|will\s+never\b|(?-i:please|pls|plz|thanks|thank\s+you|lol|lmao)\b|still\s+(?:hits|sounds|slaps)|/\s+(?-i:[a-z])|🔥)",
     re.I,
 )
 # What a post says before an artist: "Can't stop playing Radiohead - Creep".
@@ -276,9 +276,9 @@ _CHATTER_TAIL_WORDS = (
 CHATTER_TAIL_WORDS = frozenset(_CHATTER_TAIL_WORDS.split())
 GENERIC_WORDS = re.compile(r"\b(?:song|songs|track|tracks|album|single|playlist|music|tune|tunes)\b", re.I)
 SENTENCE_END = re.compile(
-    r"(?<!\bMr)(?<!\bMrs)(?<!\bMs)(?<!\bDr)(?<!\bSt)(?<!\bJr)(?<!\bvs)(?<!\bVol)(?<!\bfeat)(?<!\bft)(?<!\bInc)"
-    r"(?<!\bmr)(?<!\bms)(?<!\bmrs)(?<!\bst)(?<!\bPt)(?<!\bpt)(?<!\bCap)"
-    r"(?<!\bNo)(?<!\b[A-Z])(?<!\b[A-Z][a-z])(?<![.!?])(?:(?:\.\.\.|…)(?=\s+[^a-z\s])|(?!\.\.)(?:\.+|[.!?]*[!?](?!\s+[A-Z])))\s+"
+    r"(?<!\bMr)(?<!\bMrs)(?<!\bMs)(?<!\bDr)(?<!\bSt)(?<!\bJr)(?<!\bSr)(?<!\bvs)(?<!\bVs)(?<!\bVol)(?<!\bfeat)"
+    r"(?<!\bft)(?<!\bInc)(?<!\bmr)(?<!\bms)(?<!\bmrs)(?<!\bst)(?<!\bPt)(?<!\bpt)(?<!\bCap)(?<!\bMt)(?<!\bLt)"
+    r"(?<!\bCo)(?<!\bNo)(?<!\bDj)(?<!\bDJ)(?<!\b[A-Z])(?<![.!?])(?:(?:\.\.\.|…)(?=\s+[^a-z\s])|(?!\.\.)(?:\.+|[.!?]*[!?](?!\s+[A-Z])))\s+"
     + rf"(?![{DASHES}]{{1,2}}\s)"
 )
 RELEASE_VERB = re.compile(
@@ -327,6 +327,7 @@ LINK_BONUS = 0.05
 NAME_PAIR_BONUS = 0.1  # a bare "Name - Name" clause that reads like a credit
 ARTIST_KNOWN_BONUS = 0.15
 OFF_TOPIC_PENALTY = 0.3
+UNCUED_BY_PENALTY = 0.15
 CONFIRMED_FLOOR = 0.9  # a confirmed song's confidence is at least this
 ACCEPT = 0.5  # the lowest score kept
 ACCEPT_ON_DEMAND = 0.4  # a post addressed to the bot asks for a song: a little more benefit of the doubt
@@ -963,6 +964,9 @@ def _score_plausibility(candidate: Candidate, cues: _Cues, lookup: SongLookup | 
         reasons.append("a long unquoted title")
     if cut and not cues.strong:
         score -= 0.1
+    if candidate.form == "quoted_by" and not (cues.strong or cues.music):
+        score -= UNCUED_BY_PENALTY
+        reasons.append("“Title” by Name with no music cue (a book or a film reads the same)")
     if cues.off_topic and not cues.strong:
         score -= OFF_TOPIC_PENALTY
         reasons.append("sport, schedule, travel or money talk in the post")
@@ -980,12 +984,15 @@ def _lowercase_credit(candidate: Candidate) -> bool:
         and not CHATTER.search(candidate.artist)
         and not any(word in LOWERCASE_SENTENCE_WORDS for word in words)
         and (candidate.quoted or len(candidate.title.split()) <= 5)
+        and not any(word in LOWERCASE_SENTENCE_TITLE_WORDS for word in candidate.title.split())
     )
 
 
+# ... and in the title: "remember that thing from 2009" is a sentence.
+LOWERCASE_SENTENCE_TITLE_WORDS = frozenset({"that", "thing", "things", "stuff", "please", "because", "remember"})
 _LOWERCASE_SENTENCE_WORDS = (
     "it's its ok okay but who what why how when where mood vibes weather energy giving girl dinner asked "
-    "one more just so very really much too all no yes not if then than"
+    "one more just so very really much too all no yes not if then than also"
 )
 LOWERCASE_SENTENCE_WORDS = frozenset(_LOWERCASE_SENTENCE_WORDS.split())
 
