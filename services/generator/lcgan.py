@@ -172,7 +172,9 @@ class StaleLCGAN(ValueError):
 def vae_fingerprint(model: nn.Module) -> str:
     """A short hash of the VAE's weights: the same model gives the same value, a retrained one another."""
     digest = hashlib.sha256()
-    for name, tensor in sorted(model.state_dict().items()):
+    # A pretrained-decoder VAE is what we trained on top of the frozen LM: hash that part only.
+    state = model.trainable_state_dict() if hasattr(model, "trainable_state_dict") else model.state_dict()
+    for name, tensor in sorted(state.items()):
         digest.update(name.encode())
         digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
     return digest.hexdigest()[:16]

@@ -27,10 +27,8 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from deephype.generator.checkpoint import LoadedModel, write_json
-from deephype.generator.data import make_batch
 from deephype.generator.lcgan import LCGAN, Actor, Critic, LCGANConfig, lcgan_path, save_lcgan, vae_fingerprint
 from deephype.generator.values import Sentence, Value
-from deephype.generator.vocab import tokenize
 
 EVAL_PRIOR_SAMPLES = 2000
 
@@ -42,22 +40,9 @@ def encode_codes(
     """(mu, logvar) [N, Z] of q(z | text, condition), each text under its own song's genres."""
     if not loaded.model.is_vae:
         raise ValueError("this model is a plain language model (no latent space): an LC-GAN needs a VAE")
-    max_tokens = loaded.config.max_len - 1
     mus, logvars = [], []
-    cache: dict[tuple[str, ...], torch.Tensor] = {}
     for start in range(0, len(texts), batch_size):
-        ids, conds = [], []
-        for text, song_genres in zip(
-            texts[start : start + batch_size], genres[start : start + batch_size], strict=True
-        ):
-            tokens = loaded.vocab.encode(tokenize(text))[:max_tokens]
-            ids.append(tokens or [loaded.vocab.unk_id])
-            key = tuple(song_genres)
-            if key not in cache:
-                cache[key] = loaded.condition.encode(key).vector
-            conds.append(cache[key])
-        batch = make_batch(ids, torch.stack(conds), loaded.vocab).to(loaded.device)
-        mu, logvar = loaded.model.encode(batch.targets, batch.lengths, batch.cond)
+        mu, logvar = loaded.encode_rows(texts[start : start + batch_size], genres[start : start + batch_size])
         mus.append(mu.float())
         logvars.append(logvar.float())
     return torch.cat(mus), torch.cat(logvars)

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from deephype.generator.checkpoint import LoadedModel
+from deephype.generator.checkpoint import LoadedModel, LoadedPretrained
 from deephype.generator.model import SentenceVAE
 from deephype.generator.vocab import Vocab, detokenize
 
@@ -51,12 +51,7 @@ def decode(
     generator: torch.Generator | None = None,
 ) -> DecodeResult:
     """Decode N sentences at once from latent codes z [N, Z] under conditions cond [N, D]."""
-    if temperature <= 0:
-        raise ValueError(f"temperature must be > 0, got {temperature}")
-    if not 0 < top_p <= 1:
-        raise ValueError(f"top_p must be in (0, 1], got {top_p}")
-    if top_k < 0:
-        raise ValueError(f"top_k must be >= 0, got {top_k}")
+    check_sampling(temperature, top_k, top_p)
     if z.size(0) != cond.size(0):
         raise ValueError(f"z has {z.size(0)} rows but cond has {cond.size(0)}")
     model.eval()
@@ -91,6 +86,15 @@ def decode(
             break
     texts = [detokenize(vocab.decode(row)) for row in out.tolist()]
     return DecodeResult(out, lengths, log_likelihood, texts)
+
+
+def check_sampling(temperature: float, top_k: int, top_p: float) -> None:
+    if temperature <= 0:
+        raise ValueError(f"temperature must be > 0, got {temperature}")
+    if not 0 < top_p <= 1:
+        raise ValueError(f"top_p must be in (0, 1], got {top_p}")
+    if top_k < 0:
+        raise ValueError(f"top_k must be >= 0, got {top_k}")
 
 
 def _block_repeats(scores: torch.Tensor, out: torch.Tensor, t: int, ngram: int, harmless: int) -> None:
@@ -149,7 +153,7 @@ def _nucleus_floor(weights: torch.Tensor, top_p: float) -> torch.Tensor:
 
 
 def sample(
-    loaded: LoadedModel,
+    loaded: LoadedModel | LoadedPretrained,
     n: int,
     genres: Sequence[str] = (),
     audio_features: Mapping[str, Any] | Any | None = None,
@@ -171,11 +175,10 @@ def sample(
     if z is None:
         z = torch.randn(n, loaded.config.latent_dim, generator=generator, device=loaded.device)
     cond = loaded.encode_condition(genres, audio_features).expand(n, -1)
-    return decode(
-        loaded.model,
+    return loaded.decode(
         z,
         cond,
-        vocab=loaded.vocab,
+        [list(genres)] * n,
         temperature=temperature,
         top_k=top_k,
         top_p=top_p,
@@ -184,7 +187,7 @@ def sample(
 
 
 def interpolate(
-    loaded: LoadedModel, start: str, end: str, steps: int, genres: Sequence[str] = ()
+    loaded: LoadedModel | LoadedPretrained, start: str, end: str, steps: int, genres: Sequence[str] = ()
 ) -> tuple[torch.Tensor, DecodeResult]:
     """Greedy decodes along z = (1-t) mu(start) + t mu(end), t = 0 .. 1 in `steps` points."""
     if steps < 2:
@@ -195,4 +198,4 @@ def interpolate(
     t = torch.linspace(0, 1, steps, device=loaded.device).unsqueeze(1)
     z = (1 - t) * mu[0] + t * mu[1]
     cond = loaded.encode_condition(genres).expand(steps, -1)
-    return t.squeeze(1), decode(loaded.model, z, cond, vocab=loaded.vocab, greedy=True)
+    return t.squeeze(1), loaded.decode(z, cond, [list(genres)] * steps, greedy=True)

@@ -29,7 +29,7 @@ import torch
 from deephype.generator.candidates import rejection
 from deephype.generator.checkpoint import LoadedModel
 from deephype.generator.lcgan import LCGAN, VALUE_NAMES, lcgan_path, load_lcgan, vae_fingerprint
-from deephype.generator.sample import decode
+from deephype.generator.sample_pretrained import NO_REPEAT_PIECES
 from deephype.generator.values import Sentence, Sentiment, Topic
 from deephype.generator.vocab import PLACEHOLDERS
 
@@ -209,17 +209,16 @@ def evaluate_samples(
                 moved = lcgan.actor(z, a)
                 critic = float(lcgan.critic.value(moved, a).mean())
             decode_seed = torch.Generator(device=loaded.device).manual_seed(seed + 1000 + offset)
-            result = decode(
-                loaded.model,
+            result = loaded.decode(
                 moved,
                 cond,
-                vocab=loaded.vocab,
+                [genres] * per_condition,
                 temperature=temperature,
                 top_p=top_p,
-                no_repeat_ngram=no_repeat_ngram,
+                no_repeat_ngram=no_repeat_ngram if loaded.arch == "lstm" else NO_REPEAT_PIECES,
                 generator=decode_seed,
             )
-            tokens = [loaded.vocab.decode(ids) for ids in result.token_ids.tolist()]
+            tokens = loaded.words(result)
             predicted = classifier.predict(result.texts)
             figures = {
                 "unk_rate": sum("<unk>" in t for t in tokens) / len(tokens),

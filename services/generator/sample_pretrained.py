@@ -1,0 +1,124 @@
+"""Batched sampling from the pretrained-decoder VAE, with a KV cache.
+
+`decode_pretrained(model, z, cond, genres)` writes one sentence per row of z [N, latent_dim], all N in one
+batch: one forward over the prefix and prompt fills the cache, then each step feeds only the N newest
+tokens. Rows may carry different genres (different prompt lengths): prompts are left-padded, so several
+songs decode in one batch. Sampling, the nucleus and the repetition guard are sample.py's, unchanged; the
+result is the same `DecodeResult` (token ids are decoder tokens, texts are plain text).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+from deephype.generator.pretrained import PrefixVAE, prompt_text
+from deephype.generator.sample import DecodeResult, _block_repeats, _sample, check_sampling
+
+# Decoder tokens are word pieces: blocking a repeated 4-gram of pieces is about a repeated word pair.
+NO_REPEAT_PIECES = 4
+
+
+@torch.inference_mode()
+def decode_pretrained(
+    model: PrefixVAE,
+    z: torch.Tensor,
+    cond: torch.Tensor,
+    genres: Sequence[Sequence[str]],
+    *,
+    max_len: int | None = None,
+    temperature: float = 1.0,
+    top_k: int = 0,
+    top_p: float = 1.0,
+    greedy: bool = False,
+    no_repeat_ngram: int = NO_REPEAT_PIECES,
+    min_len: int = 3,
+    generator: torch.Generator | None = None,
+) -> DecodeResult:
+    """Decode N sentences from codes z [N, Z] under conditions cond [N, D] and each row's genre names."""
+    check_sampling(temperature, top_k, top_p)
+    if not z.size(0) == cond.size(0) == len(genres):
+        raise ValueError(f"z has {z.size(0)} rows, cond {cond.size(0)}, genres {len(genres)}")
+    model.eval()
+    tokenizer = model.tokenizer
+    max_len = max_len or model.config.max_len
+    device = z.device
+    prompt_cache: dict[tuple[str, ...], list[int]] = {}
+    prompts = []
+    for row in genres:
+        key = tuple(row)
+        if key not in prompt_cache:
+            prompt_cache[key] = tokenizer(prompt_text(key), add_special_tokens=False).input_ids
+        prompts.append(prompt_cache[key])
+    with torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda"):
+        return _decode(
+            model, z, cond, prompts, max_len, temperature, top_k, top_p, greedy, no_repeat_ngram, min_len, generator
+        )
+
+
+def _decode(
+    model: PrefixVAE,
+    z: torch.Tensor,
+    cond: torch.Tensor,
+    prompts: list[list[int]],
+    max_len: int,
+    temperature: float,
+    top_k: int,
+    top_p: float,
+    greedy: bool,
+    no_repeat_ngram: int,
+    min_len: int,
+    generator: torch.Generator | None,
+) -> DecodeResult:
+    tokenizer = model.tokenizer
+    n, device = z.size(0), z.device
+    embeds, mask, positions, _ = model.decoder_inputs(z, cond, prompts, [[] for _ in range(n)])
+    added = model.to_added(torch.cat([z, model.condition(cond)], dim=-1)).unsqueeze(1)
+    output = model.lm(inputs_embeds=embeds, attention_mask=mask, position_ids=positions, use_cache=True)
+    cache, logits = output.past_key_values, output.logits[:, -1].float()
+    next_position = positions[:, -1:] + 1
+
+    end_ids = torch.tensor(sorted({model.end_id, tokenizer.eos_token_id or model.end_id}), device=device)
+    never = torch.tensor(
+        sorted(i for i in {tokenizer.bos_token_id, tokenizer.pad_token_id, tokenizer.unk_token_id} if i is not None),
+        device=device,
+        dtype=torch.long,
+    )
+    pad = int(model.end_id)
+    out = torch.full((n, max_len), pad, dtype=torch.long, device=device)
+    log_likelihood = torch.zeros(n, device=device)
+    lengths = torch.full((n,), max_len, dtype=torch.long, device=device)
+    finished = torch.zeros(n, dtype=torch.bool, device=device)
+    for t in range(max_len):
+        log_probs = torch.log_softmax(logits, dim=-1)
+        if never.numel():
+            log_probs[:, never] = float("-inf")
+        if t < min_len:
+            log_probs[:, end_ids] = float("-inf")
+        _block_repeats(log_probs, out, t, no_repeat_ngram, int(never[0]) if never.numel() else pad)
+        next_tokens = log_probs.argmax(dim=-1) if greedy else _sample(log_probs, temperature, top_k, top_p, generator)
+        next_tokens = next_tokens.masked_fill(finished, pad)
+        log_likelihood += log_probs.gather(1, next_tokens.unsqueeze(1)).squeeze(1).masked_fill(finished, 0.0)
+        out[:, t] = next_tokens
+        ended = torch.isin(next_tokens, end_ids) & ~finished
+        lengths = torch.where(ended, t, lengths)
+        finished |= ended
+        if t % 4 == 3 and bool(finished.all()):
+            break
+        mask = torch.cat([mask, torch.ones(n, 1, dtype=mask.dtype, device=device)], dim=1)
+        step_embeds = model.embed_tokens(next_tokens.unsqueeze(1)) + added
+        output = model.lm(
+            inputs_embeds=step_embeds,
+            attention_mask=mask,
+            position_ids=next_position,
+            past_key_values=cache,
+            use_cache=True,
+        )
+        cache, logits = output.past_key_values, output.logits[:, -1].float()
+        next_position = next_position + 1
+    texts = [
+        " ".join(tokenizer.decode(row[: int(length)], skip_special_tokens=True).split())
+        for row, length in zip(out.tolist(), lengths.tolist(), strict=True)
+    ]
+    return DecodeResult(out, lengths, log_likelihood, texts)
