@@ -109,3 +109,18 @@ def test_broker_credentials_come_from_the_env_file_and_are_never_guest() -> None
     assert "guest:guest" not in (REPO / "docker-compose.yml").read_text()
     with pytest.raises(ValueError, match="set RABBITMQ_PASSWORD"):  # no default password: compose refuses
         interpolate(broker["RABBITMQ_DEFAULT_PASS"], {})
+
+
+# --- issue 15: .env decides the deployment; compose's `environment:` would override it -----------------
+
+# Fixed by the compose network or the image layout, not by the operator.
+CONTAINER_ONLY = {"DEEPHYPE_AMQP_URL", "DEEPHYPE_MODELS_DIR", "DEEPHYPE_GENERATOR_DEVICE"}
+
+
+def test_public_url_and_every_other_deployment_setting_come_from_the_env_file() -> None:
+    for name, service in compose()["services"].items():
+        if name == "rabbitmq":
+            continue
+        assert {"path": ".env", "required": False} in service["env_file"], name
+        overridden = set(service["environment"]) - CONTAINER_ONLY
+        assert not overridden, f"{name} sets {overridden} under environment:, hiding .env's value"
