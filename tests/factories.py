@@ -6,12 +6,15 @@ from deephype.common.bus import derive_id
 from deephype.common.contracts import Candidates, EnrichedSong, ModelInfo, ScoredText, Song, SongMention
 
 
-def mention(post_id: str = "1", *, on_demand: bool = False, platform: str = "http") -> SongMention:
+def mention(
+    post_id: str = "1", *, on_demand: bool = False, platform: str = "http", url: str | None = None
+) -> SongMention:
     return SongMention(
         platform=platform,
         post_id=post_id,
         author="ana",
         text="#np Low Tide - Glass Harbour",
+        url=url,
         artist="Low Tide",
         title="Glass Harbour",
         on_demand=on_demand,

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import email
+import email.utils
+import re
 import socket
 from email.message import Message
 from pathlib import Path
@@ -59,7 +61,7 @@ def test_one_email_per_song_over_smtp_with_every_candidate_and_a_link(tmp_path: 
     store = CuratorStore(Database(tmp_path / "c.sqlite3", SCHEMA), ApprovalKeys([TEST_APPROVAL_KEY]))
     auth = Auth(settings, SessionRegistry(store.db))
     handle = make_candidates_handler(store, SmtpSender(settings, timeout=5), auth, settings, post_platform="x")
-    message = candidates(texts=("A <b>bold</b> first take.", "Second take."))
+    message = candidates(texts=("A <b>bold</b> first take.", "Second take."), url="https://social.example/@ana/1")
     assert handle(message) == []
     assert handle(message) == []  # redelivered: no second email
     [mail] = inbox.messages
@@ -71,6 +73,10 @@ def test_one_email_per_song_over_smtp_with_every_candidate_and_a_link(tmp_path: 
     assert "&lt;b&gt;bold&lt;/b&gt;" in html and "<b>bold</b>" not in html  # escaped in HTML
     link = next(line for line in text.splitlines() if line.startswith("http://review.example:8004/review/"))
     assert auth.read_review_token(link.rsplit("/", 1)[1])[0] == message.message_id
+    # Issue 15: the original post is linked, and the mail carries the headers every client expects.
+    assert "https://social.example/@ana/1" in text and 'href="https://social.example/@ana/1"' in html
+    assert email.utils.parsedate_to_datetime(mail["Date"]).tzinfo is not None
+    assert re.fullmatch(r"<[^@<>\s]+@localhost>", mail["Message-ID"])
 
 
 def test_smtp_failure_is_an_email_error_so_the_bus_retries(tmp_path: Path) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import smtplib
 from email.message import EmailMessage
+from email.utils import formatdate, make_msgid
 from pathlib import Path
 from typing import Protocol
 
@@ -36,11 +37,18 @@ def compose(song: SongView, review_url: str, settings: Settings) -> EmailMessage
     message["Subject"] = f"[deephype] {len(song.candidates)} candidates for {song.artist} - {song.title}"
     message["From"] = settings.curator_email_from
     message["To"] = settings.curator_email_to
+    message["Date"] = formatdate(usegmt=True)
+    # Unique per email; the domain is the sender's, so mail clients and spam filters see a well-formed id.
+    message["Message-ID"] = make_msgid(domain=_domain(settings.curator_email_from))
     message["X-Deephype-Song"] = song.set_id
     context = {"song": song, "review_url": review_url}
     message.set_content(_templates.get_template("email.txt").render(context))
     message.add_alternative(_templates.get_template("email.html").render(context), subtype="html")
     return message
+
+
+def _domain(address: str) -> str:
+    return address.rpartition("@")[2].strip(" >") or "localhost"
 
 
 class OutboxSender:
