@@ -17,6 +17,7 @@ COMMAND_MODULES = (
     "deephype.listener.cli",
     "deephype.common.cli",
     "deephype.common.signing",
+    "deephype.curator.cli",
 )
 
 

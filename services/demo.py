@@ -98,6 +98,16 @@ def _run_once(settings: Any, args: argparse.Namespace) -> int:
         pipeline.stop()
 
 
+def demo_password(settings: Any) -> str:
+    """DEEPHYPE_CURATOR_PASSWORD, or one made on the first run and kept in the state dir (mode 0600), so a
+    restarted demo takes the same password and its sessions and emailed links stay valid."""
+    from deephype.common.state_secrets import stored_secret
+
+    return settings.curator_password.get_secret_value() or stored_secret(
+        settings.service_state_dir("curator") / "demo_password", lambda: secrets.token_urlsafe(9)
+    )
+
+
 def _run_interactive(settings: Any, args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -105,10 +115,8 @@ def _run_interactive(settings: Any, args: argparse.Namespace) -> int:
     from deephype.pipeline import build_pipeline
 
     console = Console()
-    password = settings.curator_password.get_secret_value()
-    if not password:
-        password = secrets.token_urlsafe(9)
-        settings = settings.with_overrides(curator_password=password)
+    password = demo_password(settings)
+    settings = settings.with_overrides(curator_password=password)
     curator_url = f"http://127.0.0.1:{args.port_base + SERVICE_PORT_OFFSETS['curator']}"
     settings = settings.with_overrides(public_url=curator_url)
     pipeline = build_pipeline(settings, build_bus(settings, connection_name="demo"))

@@ -10,10 +10,12 @@ import hmac
 import logging
 import secrets
 from dataclasses import dataclass
+from pathlib import Path
 
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 
 from deephype.common.settings import Settings
+from deephype.common.state_secrets import stored_secret
 from deephype.curator.store import SessionRegistry
 
 log = logging.getLogger("deephype.curator.auth")
@@ -38,17 +40,19 @@ class Session:
         return self.user is not None or self.song is not None
 
 
+def secret_key_path(settings: Settings) -> Path:
+    """Where the signing key lives when DEEPHYPE_CURATOR_SECRET_KEY is not set: made once, kept across
+    restarts, so emailed links and sessions survive them (`deephype curator rotate-key` replaces it)."""
+    return settings.service_state_dir("curator") / "secret_key"
+
+
 class TokenError(Exception):
     """A review link that is forged, expired or already used."""
 
 
 class Auth:
     def __init__(self, settings: Settings, sessions: SessionRegistry) -> None:
-        secret = settings.curator_secret_key.get_secret_value()
-        if not secret:
-            # Without a configured key, sessions and links last only as long as this process.
-            log.warning("DEEPHYPE_CURATOR_SECRET_KEY is not set: review links and sessions end with this process")
-            secret = secrets.token_urlsafe(32)
+        secret = settings.curator_secret_key.get_secret_value() or stored_secret(secret_key_path(settings))
         self._serializer = URLSafeTimedSerializer(secret, salt="deephype-curator")
         self._password = settings.curator_password.get_secret_value()
         self._api_token = settings.curator_api_token.get_secret_value()
