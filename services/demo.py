@@ -72,7 +72,7 @@ def _run_once(settings: Any, args: argparse.Namespace) -> int:
     try:
         for post, _ in FeedFileSource(settings.listener_feed_path).fetch(None):
             result = pipeline.listener.ingest(post)
-            if result.status == IngestStatus.published:
+            if result.status == IngestStatus.on_bus:
                 break
         else:
             print("demo: no post in the sample feed names a song", file=sys.stderr)

@@ -143,11 +143,11 @@ def test_the_listener_publishes_through_a_provider_outage(spotify_fake: FakeSpot
     _, listener, _ = listener_app.build(settings, InMemoryBus(settings))
     published = listener.ingest(RawPost(platform="feed", post_id="1", author="ana", text=PLAUSIBLE))
     doubtful = listener.ingest(RawPost(platform="feed", post_id="2", author="ana", text=DOUBTFUL))
-    assert (published.status, published.artist, published.title) == ("published", "Vela North", "Glass Orchard")
+    assert (published.status, published.artist, published.title) == ("on_bus", "Vela North", "Glass Orchard")
     assert doubtful.status == "no_song"
     spotify_fake.server.clear_faults()
     confirmed = listener.ingest(RawPost(platform="feed", post_id="3", author="ana", text=DOUBTFUL))
-    assert (confirmed.status, confirmed.artist) == ("published", "Vela North")
+    assert (confirmed.status, confirmed.artist) == ("on_bus", "Vela North")
     assert (settings.service_state_dir("listener") / "spotify-cache.sqlite3").exists()
 
 
@@ -164,4 +164,4 @@ def test_a_post_to_the_bot_is_a_request_even_without_the_flag(tmp_path: Path) ->
     _, listener, _ = listener_app.build(settings, InMemoryBus(settings))
     text = "@deephype thoughts on Glass Orchard by Vela North?"
     result = listener.ingest(RawPost(platform="feed", post_id="9", author="ana", text=text))
-    assert (result.status, result.artist, result.title) == ("published", "Vela North", "Glass Orchard")
+    assert (result.status, result.artist, result.title) == ("on_bus", "Vela North", "Glass Orchard")

@@ -174,7 +174,7 @@ def test_nothing_lost_nothing_twice_nothing_unapproved(stack: tuple[dict[str, Se
     assert len(posts) == MENTIONS, "a mention was lost at the listener"
     no_song = {p for p, r in posts.items() if r["status"] == "no_song"}
     assert no_song == {f"fault-{i}" for i in range(MENTIONS) if not mention_text(i)[1]}
-    song_traces = {r["trace_id"] for r in posts.values() if r["status"] == "published"}
+    song_traces = {r["trace_id"] for r in posts.values() if r["status"] == "on_bus"}
     assert len(song_traces) == expected_songs
 
     songs = rows(curator_db, "SELECT * FROM songs")

@@ -77,7 +77,7 @@ def test_post_mentions_endpoint(tmp_path: Path) -> None:
     client = TestClient(create_app(parts, bus, manage_bus=False), headers={"Authorization": "Bearer token"})
     body = {"platform": "mastodon", "post_id": "99", "author": "ana", "text": "#np Low Tide - Glass Harbour"}
     first = client.post("/v1/mentions", json=body)
-    assert first.status_code == 202 and first.json()["status"] == "published"
+    assert first.status_code == 202 and first.json()["status"] == "on_bus"
     again = client.post("/v1/mentions", json=body)
     assert again.status_code == 200 and again.json()["status"] == "duplicate"
     assert again.json()["message_id"] == first.json()["message_id"]

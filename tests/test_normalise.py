@@ -91,7 +91,7 @@ def test_feed_posts_are_normalised_and_uncleanable_lines_skipped(tmp_path: Path)
     _, listener, poller = listener_app.build(settings, bus)
     assert poller.poll_once() == 1
     seen = listener.status("feed", "1")
-    assert seen is not None and seen.status == IngestStatus.published
+    assert seen is not None and seen.status == IngestStatus.on_bus
     assert (seen.artist, seen.title) == ("Radiohead", "Creep")
     assert listener.status("feed", "2") is None
 

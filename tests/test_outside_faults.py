@@ -66,7 +66,7 @@ def test_faulty_outside_services_delay_work_but_lose_and_double_nothing(tmp_path
             for index in range(mentions):
                 artist, title = SONGS[index % 2]
                 post = RawPost(post_id=f"o{index}", author="fan", text=f"#NowPlaying {artist} - {title} 🎧 day {index}")
-                assert pipeline.listener.ingest(post).status == "published"
+                assert pipeline.listener.ingest(post).status == "on_bus"
             assert wait_until(lambda: len(mastodon.posted_by_bot()) >= mentions, timeout=90)
             assert pipeline.bus.wait_idle(60)  # type: ignore[attr-defined]
             assert len(mastodon.posted_by_bot()) == mentions  # none lost, none twice

@@ -88,7 +88,7 @@ def build(settings: Settings, bus: Bus, detector: Detector | None = None) -> tup
     @router.post("/mentions", response_model=IngestResult)
     def post_mention(post: RawPost, response: Response, webhook_id: str | None = Depends(sender_check)) -> IngestResult:
         """Inject a post (also usable as a webhook); needs the bearer token or a webhook signature.
-        202 when a song mention went on the bus.
+        202 (status on_bus) when a song mention was put on the bus.
 
         Only a platform source can confirm that a post mentions the bot, so a post injected here is
         never one the poster may reply to, whatever its `mentions_bot` says."""
@@ -96,7 +96,7 @@ def build(settings: Settings, bus: Bus, detector: Detector | None = None) -> tup
             log.info("POST /v1/mentions %s %s: mentions_bot ignored (unconfirmed)", post.platform, post.post_id)
         result = listener.ingest(post.model_copy(update={"mentions_bot": False}))
         sender_check.spend(webhook_id)
-        response.status_code = 202 if result.status == IngestStatus.published else 200
+        response.status_code = 202 if result.status == IngestStatus.on_bus else 200
         return result
 
     @router.get("/mentions/{platform}/{post_id}", response_model=IngestResult)

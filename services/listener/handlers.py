@@ -23,7 +23,7 @@ SCHEMA = """
 CREATE TABLE IF NOT EXISTS posts (
     platform TEXT NOT NULL,
     post_id TEXT NOT NULL,
-    -- pending (mention not yet confirmed by the broker) | published | no_song | own_post
+    -- pending (mention not yet confirmed by the broker) | on_bus (published before issue 15) | no_song | own_post
     status TEXT NOT NULL,
     message_id TEXT,
     trace_id TEXT,
@@ -53,7 +53,7 @@ class RawPost(NormalisedInput):
 
 
 class IngestStatus(StrEnum):
-    published = "published"
+    on_bus = "on_bus"  # the mention was put on the bus for the enricher; nothing is posted anywhere yet
     no_song = "no_song"
     duplicate = "duplicate"
     own_post = "own_post"
@@ -135,7 +135,7 @@ class Listener:
         # publishes it again instead of treating it as done.
         self._record(post, "pending", mention)
         self.bus.publish(mention)
-        self._record(post, "published", mention)
+        self._record(post, "on_bus", mention)
         log.info(
             "mention %s: %s - %s (%s %s)",
             message_id,
@@ -146,7 +146,7 @@ class Listener:
             extra={"trace_id": mention.trace_id},
         )
         return IngestResult(
-            status=IngestStatus.published,
+            status=IngestStatus.on_bus,
             platform=post.platform,
             post_id=post.post_id,
             message_id=message_id,
@@ -195,7 +195,8 @@ class Listener:
         if not rows:
             return None
         row = rows[0]
-        status = IngestStatus.published if row["status"] == "pending" else IngestStatus(row["status"])
+        on_bus = ("pending", "on_bus", "published")  # "published": what older versions wrote
+        status = IngestStatus.on_bus if row["status"] in on_bus else IngestStatus(row["status"])
         return IngestResult(
             status=status,
             platform=Platform(row["platform"]),
