@@ -60,6 +60,11 @@ def make_settings(tmp_path: Path, **overrides: object) -> Settings:
         "publish_timeout_seconds": 10.0,
         # Delivery tests need candidates, not the independent ranker (which would load a 1.5 GB LM per copy).
         "generator_rank": False,
+        # Posts go out as soon as they are approved: pacing has its own tests, with a test clock.
+        "poster_min_gap_seconds": 0.0,
+        "poster_gap_jitter_seconds": 0.0,
+        "poster_max_per_hour": 100_000,
+        "poster_max_per_day": 100_000,
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]

@@ -30,7 +30,7 @@ from deephype.curator.app import ApprovalSender
 from deephype.curator.store import SCHEMA as CURATOR_SCHEMA
 from deephype.curator.store import CuratorStore
 from deephype.poster import app as poster_app
-from deephype.poster.handlers import SCHEMA, PostLedger, make_approval_handler
+from deephype.poster.handlers import SCHEMA, Dispatcher, PostLedger, make_approval_handler
 from deephype.poster.publishers import DryRunPublisher
 from tests.conftest import make_settings, wait_until
 from tests.factories import candidates
@@ -63,10 +63,12 @@ def curator_and_poster(rabbit_settings: Settings) -> Iterator[tuple[RabbitBus, T
             bus.subscribe(subscription)
     bus.start()
     curator_parts.start()
+    poster_parts.start()  # its dispatcher posts what the queue holds
     try:
         assert bus.wait_connected(20)
         yield bus, TestClient(create_app(curator_parts, bus, manage_bus=False)), ledger, settings
     finally:
+        poster_parts.stop()
         curator_parts.stop()
         bus.stop()
 
@@ -109,7 +111,7 @@ def test_forged_and_altered_approvals_are_dead_lettered_and_only_the_curators_is
     assert sum("altered or forged" in r for r in reasons) == 2, reasons
     assert {dead.origin_queue for dead in bus.dead_letters()} == {"poster"}
     [post] = ledger.published()
-    assert post["text"] == genuine_text
+    assert post["text"].startswith(genuine_text + "\n\n")  # composed: the song's credit follows
     assert len(ledger.db.query("SELECT * FROM timeline")) == 1
 
 
@@ -223,13 +225,17 @@ def test_an_approval_stored_before_a_rotation_is_sent_signed_with_the_new_key(tm
     bus = InMemoryBus(settings)
     poster_db = Database(tmp_path / "poster.sqlite3", SCHEMA)
     ledger = PostLedger(poster_db)
-    handler = make_approval_handler(ledger, DryRunPublisher(poster_db), ApprovalKeys([new]))
+    publisher = DryRunPublisher(poster_db)
+    dispatcher = Dispatcher(ledger, publisher, bus.publish)
+    handler = make_approval_handler(ledger, publisher, ApprovalKeys([new]), wake=dispatcher.wake)
     bus.subscribe(Subscription("poster", {Approval: handler}))
     bus.start()
+    dispatcher.start()
     try:
         after = CuratorStore(curator_db, ApprovalKeys([new, old]))
         assert ApprovalSender(after, bus, interval=0.0).send_pending() == 1
         assert wait_until(ledger.published)
+        dispatcher.stop()
     finally:
         bus.stop()
     assert [post["approval_id"] for post in ledger.published()] == [stored.message_id]

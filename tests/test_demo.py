@@ -38,4 +38,6 @@ def test_demo_once_prints_the_published_post(tmp_path: Path) -> None:
     assert post["artist"] == "Radiohead" and post["title"] == "Weird Fishes"
     assert post["text"] and len(post["text"]) <= 500
     assert "<artist>" not in post["text"] and "<title>" not in post["text"]
+    # The post says what it is about: the song's credit and a link under the commentary.
+    assert post["text"].endswith('\n\nRadiohead - "Weird Fishes" https://example.social/@lena_listens/1001')
     assert list((tmp_path / "curator" / "outbox").glob("*.eml"))

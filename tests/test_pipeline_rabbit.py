@@ -104,7 +104,7 @@ def test_mention_to_exactly_one_post_and_redelivery_publishes_nothing_new(rabbit
             lambda: curator.get(f"/v1/songs/{song['set_id']}", headers=auth).json()["status"] == "published"
         )
         [post] = poster.get("/v1/posts").json()
-        assert post["text"] == top["text"] + " (edited)"
+        assert post["text"].startswith(top["text"] + " (edited)\n\n")  # then the song credit
         decisions = curator.get("/v1/decisions", headers=auth).json()
         assert [(d["decision"], d["edited"]) for d in decisions] == [("approved", 1)]
 

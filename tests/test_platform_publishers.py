@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -15,16 +16,16 @@ import pytest
 import requests
 from pydantic import SecretStr
 
-from deephype.common.bus import PermanentError, RetryLater
 from deephype.common.contracts import Approval, Platform, ReplyTarget, Song
 from deephype.common.db import Database
 from deephype.common.signing import ApprovalKeys
 from deephype.listener.platforms import PlatformOptions
 from deephype.poster.app import build as build_poster
-from deephype.poster.handlers import SCHEMA, PostLedger, make_approval_handler
+from deephype.poster.handlers import SCHEMA, Dispatcher, PostLedger, make_approval_handler
 from deephype.poster.platforms import BlueskyPublisher, MastodonPublisher, XPublisher, build_platform_publisher
 from deephype.poster.publishers import PublishRefused
-from tests.conftest import TEST_APPROVAL_KEY, make_settings
+from deephype.poster.schedule import Pacing, TestClock
+from tests.conftest import TEST_APPROVAL_KEY, make_settings, wait_until
 from tests.fakes import bluesky as fb
 from tests.fakes import mastodon as fm
 from tests.fakes import x as fx
@@ -346,21 +347,28 @@ def approval(text: str, reply_to: ReplyTarget | None = None) -> Approval:
 
 def test_the_poster_retries_an_x_refusal_and_never_repeats_an_unknown_outcome(tmp_path: Path, x: fx.FakeX) -> None:
     db = Database(tmp_path / "poster.sqlite3", SCHEMA)
-    handle = make_approval_handler(PostLedger(db), x_publisher(tmp_path, x), KEYS)
+    clock = TestClock(datetime.now(UTC))
+    queue = PostLedger(db, Pacing(min_gap=timedelta(0), jitter=timedelta(0)), clock)
+    publisher = x_publisher(tmp_path, x)
+    handle = make_approval_handler(queue, publisher, KEYS)
+    dispatcher = Dispatcher(queue, publisher, lambda message: None)
 
     refused = approval("Paper Boats: a quiet storm.")
     x.server.fail("/2/tweets", fx.rate_limited(int(time.time()) + 60, times=1))
-    with pytest.raises(RetryLater):
-        handle(refused)
-    [published] = handle(refused)  # the redelivery goes through
+    handle(refused)
+    assert dispatcher.run_due() == []
+    assert queue.get(refused.message_id, "x")["state"] == "queued"  # waits for the rate limit's reset
+    clock.advance(seconds=61)
+    [published] = dispatcher.run_due()
     assert published.post_id == str(x.posted_by_bot()[0].id)
 
     unknown = approval("Glass Orchard: bright and brittle.")
     x.server.fail("/2/tweets", Fault(hang=True, times=1))
-    with pytest.raises(requests.Timeout):
-        handle(unknown)
-    with pytest.raises(PermanentError, match="never post twice"):
-        handle(unknown)  # it may have gone out: a human checks, the poster does not post again
+    handle(unknown)
+    assert dispatcher.run_due() == []
+    clock.advance(days=1)
+    assert dispatcher.run_due() == []  # it may have gone out: a human checks, the poster does not post again
+    assert queue.get(unknown.message_id, "x")["state"] == "held"
     assert len(posts_to(x, "/2/tweets")) == 3  # refused, published, timed out: no fourth try
 
 
@@ -373,8 +381,14 @@ def test_poster_service_builds_the_configured_platform(tmp_path: Path, mastodon:
         mastodon_base_url=mastodon.url,
         mastodon_access_token=SecretStr(fm.ACCESS_TOKEN),
     )
-    parts, ledger = build_poster(settings, InMemoryBus(settings))
+    bus = InMemoryBus(settings)
+    parts, ledger = build_poster(settings, bus)
     [handler] = parts.subscriptions[0].handlers.values()
-    [published] = handler(approval("Paper Boats: a quiet storm."))
-    assert published.platform == Platform.mastodon and not published.dry_run
-    assert ledger.published()[0]["url"] == published.url
+    assert handler(approval("Paper Boats: a quiet storm.")) == []
+    parts.start()
+    try:
+        assert wait_until(ledger.published)
+    finally:
+        parts.stop()
+    [published] = ledger.published()
+    assert published["platform"] == "mastodon" and published["url"].startswith("https://tunes.example/@deephype/")

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any, ClassVar, Literal, TypeVar
 
+import regex
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
 
 from deephype.common import strict_json
@@ -54,10 +55,12 @@ def text_length(text: str, platform: str) -> int:
     """The length of `text` as `platform` counts it against PLATFORM_TEXT_LIMITS, never less than it does.
 
     X: NFC code points weighted 1 or 2, each link 23 (a bare domain counts at least 23: X may link it).
-    Mastodon: each http(s) link 23, the rest per character. Bluesky (graphemes) and the dry run: code
-    points, never fewer than graphemes. An emoji sequence counts a little more than the platforms say: the
-    safe side, since a text the platform refuses is a post that never goes out."""
+    Mastodon: each http(s) link 23, the rest per character. Bluesky: graphemes (user-perceived characters,
+    an emoji with modifiers is one). The dry run: code points. An X emoji sequence counts a little more than
+    X says: the safe side, since a text the platform refuses is a post that never goes out."""
     text = unicodedata.normalize("NFC", text)
+    if platform == "bluesky":
+        return len(regex.findall(r"\X", text))  # extended grapheme clusters, as Bluesky counts
     if platform not in ("x", "mastodon"):
         return len(text)
     links = len(_SCHEME_LINK.findall(text))
@@ -204,6 +207,13 @@ class Approval(Envelope):
     song: Song
     reply_to: ReplyTarget | None = None
     approved_by: str = "curator"
+    # The composed post per platform the curator approved it for ({text} in that platform's template,
+    # maybe edited); a platform not named here posts final_text as it is.
+    posts: dict[Annotated[str, Field(max_length=32)], Annotated[str, Field(min_length=1, max_length=2000)]] = Field(
+        default_factory=dict, max_length=8
+    )
+    # The curator asked for it to go out now rather than wait its turn in the poster's schedule.
+    post_now: bool = False
     # The curator's HMAC over every other field (deephype.common.signing). Optional here so that an
     # unsigned approval parses and the poster dead-letters it with that reason, instead of a schema error.
     signature: str | None = Field(default=None, max_length=256)

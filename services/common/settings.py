@@ -116,6 +116,24 @@ class Settings(BaseSettings):
 
     # --- poster ---
     poster_platform: str = "dry_run"  # dry_run | x | mastodon | bluesky
+    # Cross-posting: every platform an approval goes to, each exactly once (empty: just poster_platform).
+    poster_platforms: list[str] = Field(default_factory=list)
+    # The post around the approved commentary: {text}, {artist}, {title}, {link} (Spotify/MusicBrainz/post URL).
+    post_template: str = '{text}\n\n{artist} - "{title}" {link}'
+    # A template per platform (JSON object, e.g. {"x": "{text} {link}"}); a platform not named uses post_template.
+    post_templates: dict[str, str] = Field(default_factory=dict)
+    # Pacing, per platform: at most this many posts per rolling hour and day, at least the gap between two
+    # (plus a random 0..jitter), none in the quiet hours ("HH:MM-HH:MM" in poster_timezone; empty: none).
+    poster_max_per_hour: int = Field(default=4, ge=1)
+    poster_max_per_day: int = Field(default=24, ge=1)
+    poster_min_gap_seconds: float = Field(default=600.0, ge=0)
+    poster_gap_jitter_seconds: float = Field(default=300.0, ge=0)
+    poster_quiet_hours: str = Field(default="", pattern=r"^$|^\d{2}:\d{2}-\d{2}:\d{2}$")
+    poster_timezone: str = "UTC"
+    # A reply to a post that asked the bot goes out at once instead of waiting its turn.
+    poster_replies_skip_queue: bool = True
+    # Mastodon visibility of the bot's posts: public | unlisted | private | direct (bots post unlisted).
+    mastodon_visibility: Literal["public", "unlisted", "private", "direct"] = "unlisted"
 
     # --- outside services (real clients; tests point the base URLs at fake servers) ---
     x_bearer_token: SecretStr = SecretStr("")

@@ -15,6 +15,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from pydantic import BaseModel, Field
 
 from deephype.common.bus import Bus, Subscription, build_bus
+from deephype.common.compose import PostFormat
 from deephype.common.contracts import Candidates, PublishedPost
 from deephype.common.db import Database
 from deephype.common.service import ServiceParts, create_app
@@ -44,6 +45,9 @@ templates = Jinja2Templates(
 class ApproveRequest(BaseModel):
     candidate_id: str = Field(min_length=1, max_length=64)
     text: str | None = Field(default=None, min_length=1, max_length=2000)
+    # The whole composed post as edited (see CuratorStore.approve), and whether to skip the poster's queue.
+    post: str | None = Field(default=None, min_length=1, max_length=2000)
+    now: bool = False
 
 
 class ApprovalSender:
@@ -80,15 +84,33 @@ class ApprovalSender:
 
 def build(settings: Settings, bus: Bus, sender: EmailSender | None = None) -> tuple[ServiceParts, CuratorStore, Auth]:
     db = Database(settings.service_state_dir("curator") / "curator.sqlite3", SCHEMA)
-    store = CuratorStore(db, ApprovalKeys.from_settings(settings))
+    post_format = PostFormat.from_settings(settings)
+    store = CuratorStore(db, ApprovalKeys.from_settings(settings), post_format)
     auth = Auth(settings, SessionRegistry(db))
     throttle = AuthThrottle.from_settings(settings)
     sender = sender or build_sender(settings)
     approvals = ApprovalSender(store, bus)
-    post_platform = settings.poster_platform
+    post_platform = post_format.platforms[0]
 
-    def approve(set_id: str, candidate_id: str, text: str | None, by: str, token_id: str | None = None) -> None:
-        approval = store.approve(set_id, candidate_id, text, by=by, post_platform=post_platform, token_id=token_id)
+    def approve(
+        set_id: str,
+        candidate_id: str,
+        text: str | None,
+        by: str,
+        token_id: str | None = None,
+        post: str | None = None,
+        now: bool = False,
+    ) -> None:
+        approval = store.approve(
+            set_id,
+            candidate_id,
+            text,
+            by=by,
+            post_platform=post_format.platforms,
+            token_id=token_id,
+            post_text=post,
+            post_now=now,
+        )
         try:
             bus.publish(approval)
             store.mark_approval_sent(approval.message_id)
@@ -142,7 +164,7 @@ def build(settings: Settings, bus: Bus, sender: EmailSender | None = None) -> tu
     @api.post("/songs/{set_id}/approve")
     def approve_song(set_id: str, body: ApproveRequest) -> dict[str, Any]:
         try:
-            approve(set_id, body.candidate_id, body.text, "curator-api")
+            approve(set_id, body.candidate_id, body.text, "curator-api", post=body.post, now=body.now)
         except NotFound as exc:
             raise HTTPException(404, str(exc)) from exc
         except AlreadyDecided as exc:
@@ -318,13 +340,15 @@ def build(settings: Settings, bus: Bus, sender: EmailSender | None = None) -> tu
         csrf: Annotated[str, Form()],
         candidate_id: Annotated[str, Form()],
         text: Annotated[str, Form()],
+        post: Annotated[str | None, Form()] = None,
+        now: Annotated[bool, Form()] = False,
     ) -> Response:
         return decide(
             request,
             set_id,
             csrf,
             lambda by, token_id: (
-                approve(set_id, candidate_id, text, by, token_id) or "Approved: it will be posted shortly."
+                approve(set_id, candidate_id, text, by, token_id, post, now) or "Approved: it will be posted shortly."
             ),
             check=lambda: approval_text_problem(text.strip(), post_platform),
         )
@@ -341,7 +365,9 @@ def build(settings: Settings, bus: Bus, sender: EmailSender | None = None) -> tu
             Subscription(
                 "curator",
                 {
-                    Candidates: make_candidates_handler(store, sender, auth, settings, post_platform=post_platform),
+                    Candidates: make_candidates_handler(
+                        store, sender, auth, settings, post_platform=post_format.platforms
+                    ),
                     PublishedPost: make_published_handler(store),
                 },
             )

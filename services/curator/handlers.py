@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 
 from deephype.common.bus import Handler
 from deephype.common.contracts import Candidates, Envelope, PublishedPost
@@ -19,7 +20,12 @@ def review_link(public_url: str, auth: Auth, set_id: str) -> str:
 
 
 def make_candidates_handler(
-    store: CuratorStore, sender: EmailSender, auth: Auth, settings: Settings, *, post_platform: str
+    store: CuratorStore,
+    sender: EmailSender,
+    auth: Auth,
+    settings: Settings,
+    *,
+    post_platform: str | Sequence[str],
 ) -> Handler:
     def handle(message: Envelope) -> list[Envelope]:
         assert isinstance(message, Candidates)

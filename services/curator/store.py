@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 from deephype.common.bus import derive_id
+from deephype.common.compose import PostFormat, commentary_of, song_link
 from deephype.common.contracts import Approval, Candidates, PublishedPost, ReplyTarget, length_problem, utcnow
 from deephype.common.db import Database
 from deephype.common.normalise import normalise_text
@@ -90,6 +92,8 @@ class CandidateView:
     text: str
     score: float
     scores: dict[str, float]
+    # The post as the first platform gets it (template + song + link): what the curator really approves.
+    composed: str = ""
 
 
 @dataclass(frozen=True)
@@ -120,9 +124,10 @@ def approval_text_problem(text: str, post_platform: str) -> str | None:
 
 
 class CuratorStore:
-    def __init__(self, db: Database, keys: ApprovalKeys) -> None:
+    def __init__(self, db: Database, keys: ApprovalKeys, post_format: PostFormat | None = None) -> None:
         self.db = db
         self.keys = keys  # every approval is signed before it is stored, so the outbox holds signed ones
+        self.post_format = post_format or PostFormat()
 
     def add_candidates(self, message: Candidates) -> bool:
         """Store a candidate set; False when it was stored before (a redelivery)."""
@@ -177,8 +182,16 @@ class CuratorStore:
     def _view(self, row: Any) -> SongView:
         message = Candidates.model_validate_json(row["message"])
         mention = message.enriched.mention
+        link, first = song_link(message.enriched), self.post_format.platforms[0]
         candidates = [
-            CandidateView(r["candidate_id"], r["rank"], r["text"], r["score"], json.loads(r["scores"]))
+            CandidateView(
+                r["candidate_id"],
+                r["rank"],
+                r["text"],
+                r["score"],
+                json.loads(r["scores"]),
+                self.post_format.compose(first, r["text"], message.enriched.song, link),
+            )
             for r in self.db.query("SELECT * FROM candidates WHERE set_id=? ORDER BY rank", (row["set_id"],))
         ]
         return SongView(
@@ -206,12 +219,18 @@ class CuratorStore:
         final_text: str | None,
         *,
         by: str,
-        post_platform: str,
+        post_platform: str | Sequence[str],
         token_id: str | None = None,
+        post_text: str | None = None,
+        post_now: bool = False,
     ) -> Approval:
-        """Approve one candidate (maybe edited) for posting on `post_platform`. Atomic: a song is approved
-        at most once. A text too long for that platform is refused here, where the curator can fix it, not
-        dead-lettered by the poster later. A review link's `token_id` is spent only if the approval is made."""
+        """Approve one candidate (maybe edited) for posting on `post_platform` (one or several). Atomic: a
+        song is approved at most once. Each platform's post is composed from its template; a post too long
+        for its platform is refused here, where the curator can fix it, not dead-lettered by the poster later.
+        `post_text` is the composed post as the curator edited it (the page shows it): left as shown, the
+        sentence decides; changed, it is what goes out. A review link's `token_id` is spent only if the
+        approval is made."""
+        platforms = [post_platform] if isinstance(post_platform, str) else list(post_platform)
         with self.db.transaction() as connection:
             row = connection.execute("SELECT * FROM songs WHERE set_id=?", (set_id,)).fetchone()
             if row is None:
@@ -225,15 +244,21 @@ class CuratorStore:
                 raise NotFound(f"no candidate {candidate_id} for song {set_id}")
             # An edit is input from outside: cleaned (or refused, as a ValueError) before it can be posted.
             text = normalise_text(final_text if final_text is not None else candidate["text"]).strip()
-            if problem := approval_text_problem(text, post_platform):
-                raise ValueError(problem)
-            _spend_token(connection, token_id)
             message = Candidates.model_validate_json(row["message"])
+            song, link = message.enriched.song, song_link(message.enriched)
+            posts = self._compose(message, candidate["text"], text, post_text, platforms)
+            text = commentary_of(posts[platforms[0]], self.post_format.template(platforms[0]), song, link) or text
+            if not text:
+                raise ValueError("the approved text is empty")
+            for platform, post in posts.items():
+                if problem := approval_text_problem(post, platform):
+                    raise ValueError(f"{platform}: {problem}")
+            _spend_token(connection, token_id)
             mention = message.enriched.mention
             # Reply only to posts that asked the bot (X allows replies only to posts that mention it).
             reply_to = (
                 ReplyTarget(platform=mention.platform, post_id=mention.post_id)
-                if mention.on_demand and mention.platform.value == post_platform
+                if mention.on_demand and mention.platform.value in platforms
                 else None
             )
             approval = self.keys.sign(
@@ -243,10 +268,13 @@ class CuratorStore:
                     candidates_message_id=set_id,
                     candidate_id=candidate_id,
                     final_text=text,
-                    edited=text != candidate["text"],
+                    edited=text != candidate["text"]
+                    or posts[platforms[0]] != self.post_format.compose(platforms[0], text, song, link),
                     song=message.enriched.song,
                     reply_to=reply_to,
                     approved_by=by,
+                    posts=posts,
+                    post_now=post_now,
                 )
             )
             now = utcnow().isoformat()
@@ -260,6 +288,23 @@ class CuratorStore:
                 (set_id, candidate_id, candidate["text"], text, int(approval.edited), by, now),
             )
         return approval
+
+    def _compose(
+        self, message: Candidates, original: str, text: str, post_text: str | None, platforms: list[str]
+    ) -> dict[str, str]:
+        """Each platform's post: `text` in its template, or the curator's own edit of the whole post."""
+        song, link = message.enriched.song, song_link(message.enriched)
+        fmt = self.post_format
+        posts = {platform: fmt.compose(platform, text, song, link) for platform in platforms}
+        if post_text is None:
+            return posts
+        edited = normalise_text(post_text).strip()
+        if not edited or edited == fmt.compose(platforms[0], original, song, link):
+            return posts  # the post box was left as shown: the sentence box decides
+        commentary = commentary_of(edited, fmt.template(platforms[0]), song, link)
+        if commentary is not None:  # only the commentary changed: every platform keeps its own template
+            return {platform: fmt.compose(platform, commentary, song, link) for platform in platforms}
+        return dict.fromkeys(platforms, edited)  # the credit line itself was edited: post it as written
 
     def reject(self, set_id: str, *, by: str, token_id: str | None = None) -> None:
         """Reject every candidate of a song; a review link's `token_id` is spent only if it is rejected."""

@@ -1,41 +1,82 @@
-"""Poster service: approved text → the platform (dry-run by default), exactly once."""
+"""Poster service: approved posts → a paced queue → each platform (dry-run by default), exactly once."""
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any
 
 from fastapi import APIRouter, FastAPI, Query
+from fastapi.responses import HTMLResponse
+from jinja2 import Environment, PackageLoader, select_autoescape
+from markupsafe import Markup, escape
 
 from deephype.common.bus import Bus, Subscription, build_bus
-from deephype.common.contracts import Approval
+from deephype.common.compose import PostFormat
+from deephype.common.contracts import Approval, utcnow
 from deephype.common.db import Database
 from deephype.common.service import ServiceParts, create_app
 from deephype.common.settings import Settings, get_settings
 from deephype.common.signing import ApprovalKeys
-from deephype.poster.handlers import SCHEMA, PostLedger, make_approval_handler
+from deephype.poster.handlers import SCHEMA, Dispatcher, PostQueue, make_approval_handler
 from deephype.poster.publishers import Publisher, build_publisher
+from deephype.poster.schedule import Clock, Pacing
+
+_LINK = re.compile(r"(https?://[^\s<]+)")
+_pages = Environment(loader=PackageLoader("deephype.poster", "templates"), autoescape=select_autoescape(["html"]))
+_pages.filters["linkify"] = lambda text: Markup(
+    _LINK.sub(lambda m: f'<a href="{m.group(1)}">{m.group(1)}</a>', str(escape(text)))
+)
 
 
-def build(settings: Settings, bus: Bus, publisher: Publisher | None = None) -> tuple[ServiceParts, PostLedger]:
+def build(
+    settings: Settings,
+    bus: Bus,
+    publisher: Publisher | None = None,
+    *,
+    clock: Clock = utcnow,
+) -> tuple[ServiceParts, PostQueue]:
     db = Database(settings.service_state_dir("poster") / "poster.sqlite3", SCHEMA)
-    ledger = PostLedger(db)
+    queue = PostQueue(db, Pacing.from_settings(settings), clock)
     keys = ApprovalKeys.from_settings(settings)
-    publisher = publisher or build_publisher(settings.poster_platform, db, settings)
+    if publisher is not None:
+        publishers = {publisher.platform.value: publisher}
+    else:
+        publishers = {
+            name: build_publisher(name, db, settings) for name in PostFormat.from_settings(settings).platforms
+        }
+    dispatcher = Dispatcher(queue, publishers, bus.publish)
 
     router = APIRouter(prefix="/v1", tags=["poster"])
 
     @router.get("/posts")
     def posts(limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> list[dict[str, Any]]:
         """What has been published, newest first."""
-        return ledger.published(limit)
+        return queue.published(limit)
 
+    @router.get("/queue")
+    def scheduled() -> list[dict[str, Any]]:
+        """What will go out when, per platform, soonest first (and what is held or failed)."""
+        return queue.schedule()
+
+    pages = APIRouter(tags=["poster"])
+
+    @pages.get("/", response_class=HTMLResponse)
+    def timeline(limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> HTMLResponse:
+        """The posts as they look (or will), scheduled and published."""
+        return HTMLResponse(_pages.get_template("timeline.html").render(posts=queue.timeline(limit)))
+
+    handler = make_approval_handler(
+        queue, publishers, keys, replies_skip_queue=settings.poster_replies_skip_queue, wake=dispatcher.wake
+    )
     parts = ServiceParts(
         name="poster",
-        subscriptions=[Subscription("poster", {Approval: make_approval_handler(ledger, publisher, keys)})],
+        subscriptions=[Subscription("poster", {Approval: handler})],
         ready_checks={"database": db.ping},
-        routers=[router],
+        routers=[router, pages],
+        on_start=[dispatcher.start],
+        on_stop=[dispatcher.stop],
     )
-    return parts, ledger
+    return parts, queue
 
 
 def create(settings: Settings | None = None) -> FastAPI:

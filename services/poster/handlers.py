@@ -1,148 +1,375 @@
-"""The poster's handler: an approval in, exactly one post out, whatever crashes in between.
+"""The poster: approvals wait in a queue and go out at a human pace, exactly once per platform.
 
-A ledger row per approval records the state before and after the platform call:
-- no row: publish; 'publishing' is written (and committed) first, 'published' with the post id after.
-- 'published': a redelivery; send the same PublishedPost again (same id, downstream dedupes), post nothing.
-- 'publishing' found on arrival: we crashed during the call and cannot know if it went out. An idempotent
-  platform (dry-run, Mastodon with its Idempotency-Key) is simply called again; for the others the approval
-  is dead-lettered for a human to check, because posting twice is worse than not posting.
+An approval is checked (signature, each platform's length) and put in the SQLite queue, one row per
+platform, with the time it is due (schedule.py); only then is the message acked. A dispatcher posts what is
+due. Each row records the state before and after the platform call:
+- 'queued': waiting for its time. 'publishing' is written (and committed) before the call, 'published'
+  with the post id after, and the PublishedPost is announced on the bus (again after a crash, same id).
+- 'publishing' found at start: we crashed during the call and cannot know if it went out. An idempotent
+  platform (dry-run, Mastodon with its Idempotency-Key) is simply called again; for the others the row is
+  'held' for a human to check, because posting twice is worse than not posting.
+- 'failed': the platform refused for good (a 4xx); retrying the same request cannot help.
+One platform failing changes only its own row: the others go out on their own schedule.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import random
+import threading
+from collections.abc import Callable, Mapping
+from datetime import datetime, timedelta
 from typing import Any
 
-from deephype.common.bus import Handler, PermanentError, RetryLater, derive_id
-from deephype.common.contracts import Approval, Envelope, PublishedPost, text_length, utcnow
+from deephype.common.bus import Handler, PermanentError, derive_id
+from deephype.common.contracts import Approval, Envelope, PublishedPost, ReplyTarget, length_problem, utcnow
 from deephype.common.db import Database
 from deephype.common.signing import ApprovalKeys
 from deephype.poster.publishers import Publisher, PublishRefused
+from deephype.poster.schedule import Clock, Pacing, stamp, unstamp
 
 log = logging.getLogger("deephype.poster")
 
 SCHEMA = """
-CREATE TABLE IF NOT EXISTS posts (
-    approval_id TEXT PRIMARY KEY,
-    trace_id TEXT NOT NULL,
-    state TEXT NOT NULL,          -- publishing | published
+CREATE TABLE IF NOT EXISTS outbox (
+    approval_id TEXT NOT NULL,
     platform TEXT NOT NULL,
-    text TEXT NOT NULL,
-    reply_to TEXT,
+    trace_id TEXT NOT NULL,
+    candidate_id TEXT NOT NULL,
+    state TEXT NOT NULL,          -- queued | publishing | published | failed | held
+    text TEXT NOT NULL,           -- the composed post, as the curator approved it
+    reply_to TEXT,                -- ReplyTarget JSON
     artist TEXT NOT NULL,
     title TEXT NOT NULL,
+    now INTEGER NOT NULL DEFAULT 0,  -- skips the schedule (curator's "now", an on-demand reply)
+    due_at TEXT NOT NULL,
+    queued_at TEXT NOT NULL,
+    started_at TEXT,
+    published_at TEXT,
     post_id TEXT,
     url TEXT,
     message TEXT,                 -- the PublishedPost, JSON
-    started_at TEXT NOT NULL,
-    published_at TEXT,
-    attempts INTEGER NOT NULL DEFAULT 1
+    announced INTEGER NOT NULL DEFAULT 0,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    error TEXT,
+    PRIMARY KEY (approval_id, platform)
 );
+CREATE INDEX IF NOT EXISTS outbox_due ON outbox (state, due_at);
 """
 
+RETRY_UNKNOWN_SECONDS = 60.0  # an idempotent platform that timed out is asked again after this
 
-class PostLedger:
-    def __init__(self, db: Database) -> None:
+
+class PostQueue:
+    """The poster's queue and ledger in one table: what waits, when it is due, and what went out."""
+
+    def __init__(
+        self, db: Database, pacing: Pacing | None = None, clock: Clock = utcnow, rng: random.Random | None = None
+    ) -> None:
         self.db = db
+        self.pacing = pacing or Pacing()
+        self.clock = clock
+        self.rng = rng or random.Random()
+        self._lock = threading.Lock()  # one scheduling decision at a time within this process
 
-    def get(self, approval_id: str) -> Any:
-        rows = self.db.query("SELECT * FROM posts WHERE approval_id=?", (approval_id,))
+    def get(self, approval_id: str, platform: str) -> Any:
+        rows = self.db.query("SELECT * FROM outbox WHERE approval_id=? AND platform=?", (approval_id, platform))
         return rows[0] if rows else None
 
-    def begin(self, approval: Approval, platform: str) -> None:
-        with self.db.transaction() as connection:
+    def enqueue(self, approval: Approval, platform: str, text: str, *, now: bool) -> bool:
+        """Queue one approval for one platform at its slot; False when it was queued before (a redelivery)."""
+        with self._lock, self.db.transaction() as connection:
+            if connection.execute(
+                "SELECT 1 FROM outbox WHERE approval_id=? AND platform=?", (approval.message_id, platform)
+            ).fetchone():
+                return False
+            current = self.clock()
+            due = current if now else self.pacing.next_slot(current, self._taken(connection, platform), self.rng)
             connection.execute(
-                "INSERT INTO posts (approval_id, trace_id, state, platform, text, reply_to, artist, title, started_at)"
-                " VALUES (?, ?, 'publishing', ?, ?, ?, ?, ?, ?)"
-                " ON CONFLICT (approval_id) DO UPDATE SET attempts = attempts + 1",
+                "INSERT INTO outbox (approval_id, platform, trace_id, candidate_id, state, text, reply_to, artist,"
+                " title, now, due_at, queued_at) VALUES (?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?)",
                 (
                     approval.message_id,
-                    approval.trace_id,
                     platform,
-                    approval.final_text,
+                    approval.trace_id,
+                    approval.candidate_id,
+                    text,
                     approval.reply_to and approval.reply_to.model_dump_json(),
                     approval.song.artist,
                     approval.song.title,
-                    utcnow().isoformat(),
+                    int(now),
+                    stamp(due),
+                    stamp(current),
                 ),
             )
+        return True
 
-    def refused(self, approval_id: str) -> None:
-        """The platform said no, so nothing went out: forget the attempt."""
-        with self.db.transaction() as connection:
-            connection.execute("DELETE FROM posts WHERE approval_id=? AND state='publishing'", (approval_id,))
+    def _taken(self, connection: Any, platform: str) -> list[datetime]:
+        """Every slot of this platform in the last day and ahead: sent, sending, or scheduled."""
+        since = stamp(self.clock() - timedelta(days=1))
+        rows = connection.execute(
+            "SELECT COALESCE(published_at, due_at) AS at FROM outbox WHERE platform=?"
+            " AND state IN ('queued', 'publishing', 'published', 'held') AND COALESCE(published_at, due_at) > ?",
+            (platform, since),
+        ).fetchall()
+        return [unstamp(row["at"]) for row in rows]
 
-    def finish(self, post: PublishedPost) -> None:
+    def due(self) -> list[Any]:
+        return self.db.query(
+            "SELECT * FROM outbox WHERE state='queued' AND due_at <= ? ORDER BY now DESC, due_at",
+            (stamp(self.clock()),),
+        )
+
+    def next_due_at(self) -> datetime | None:
+        rows = self.db.query("SELECT MIN(due_at) AS at FROM outbox WHERE state='queued'")
+        return unstamp(rows[0]["at"]) if rows and rows[0]["at"] else None
+
+    def _update(self, approval_id: str, platform: str, sql: str, *values: Any) -> None:
         with self.db.transaction() as connection:
             connection.execute(
-                "UPDATE posts SET state='published', post_id=?, url=?, message=?, published_at=? WHERE approval_id=?",
-                (post.post_id, post.url, post.model_dump_json(), post.published_at.isoformat(), post.approval_id),
+                f"UPDATE outbox SET {sql} WHERE approval_id=? AND platform=?", (*values, approval_id, platform)
             )
 
+    def claim(self, approval_id: str, platform: str) -> None:
+        self._update(
+            approval_id, platform, "state='publishing', attempts=attempts+1, started_at=?", stamp(self.clock())
+        )
+
+    def retry_later(self, approval_id: str, platform: str, seconds: float, error: str) -> None:
+        due = self.clock() + timedelta(seconds=seconds)
+        self._update(approval_id, platform, "state='queued', due_at=?, error=?", stamp(due), error)
+
+    def give_up(self, approval_id: str, platform: str, state: str, error: str) -> None:
+        self._update(approval_id, platform, "state=?, error=?", state, error)
+
+    def finish(self, post: PublishedPost) -> None:
+        self._update(
+            post.approval_id,
+            post.platform.value,
+            "state='published', post_id=?, url=?, message=?, published_at=?, error=NULL",
+            post.post_id,
+            post.url,
+            post.model_dump_json(),
+            stamp(post.published_at),
+        )
+
+    def mark_announced(self, approval_id: str, platform: str) -> None:
+        self._update(approval_id, platform, "announced=1")
+
+    def unannounced(self) -> list[PublishedPost]:
+        rows = self.db.query("SELECT message FROM outbox WHERE state='published' AND announced=0")
+        return [PublishedPost.model_validate_json(row["message"]) for row in rows]
+
+    def recover(self, idempotent: Callable[[str], bool]) -> None:
+        """After a crash: calls that were under way are made again where that is safe, else held."""
+        for row in self.db.query("SELECT approval_id, platform FROM outbox WHERE state='publishing'"):
+            if idempotent(row["platform"]):
+                self._update(row["approval_id"], row["platform"], "state='queued'")
+            else:
+                self.give_up(
+                    row["approval_id"],
+                    row["platform"],
+                    "held",
+                    f"the poster stopped while posting to {row['platform']}: it may have gone out; check the "
+                    "account, then requeue or drop it",
+                )
+
+    def mark_now(self, approval_id: str) -> int:
+        """The curator's "now": every queued platform of this approval is due at once."""
+        with self.db.transaction() as connection:
+            return connection.execute(
+                "UPDATE outbox SET now=1, due_at=? WHERE approval_id=? AND state='queued'",
+                (stamp(self.clock()), approval_id),
+            ).rowcount
+
+    def schedule(self) -> list[dict[str, Any]]:
+        """What will go out when (and what is held or failed), soonest first."""
+        rows = self.db.query(
+            "SELECT * FROM outbox WHERE state IN ('queued', 'publishing', 'held', 'failed') ORDER BY due_at"
+        )
+        return [_public(row) for row in rows]
+
     def published(self, limit: int = 100) -> list[dict[str, Any]]:
-        rows = self.db.query("SELECT * FROM posts WHERE state='published' ORDER BY published_at DESC LIMIT ?", (limit,))
-        posts = []
-        for row in rows:
-            post = dict(row)
-            del post["message"]
-            post["reply_to"] = _json(post["reply_to"])
-            posts.append(post)
-        return posts
+        rows = self.db.query(
+            "SELECT * FROM outbox WHERE state='published' ORDER BY published_at DESC LIMIT ?", (limit,)
+        )
+        return [_public(row) for row in rows]
+
+    def timeline(self, limit: int = 100) -> list[dict[str, Any]]:
+        """Scheduled and published posts together, newest (or latest due) first: the dry-run page."""
+        rows = self.db.query("SELECT * FROM outbox ORDER BY COALESCE(published_at, due_at) DESC LIMIT ?", (limit,))
+        return [_public(row) for row in rows]
 
 
-def _json(value: str | None) -> Any:
-    return json.loads(value) if value else None
+def _public(row: Any) -> dict[str, Any]:
+    post = dict(row)
+    del post["message"]
+    post["reply_to"] = json.loads(post["reply_to"]) if post["reply_to"] else None
+    post["now"] = bool(post["now"])
+    post["announced"] = bool(post["announced"])
+    for name in ("due_at", "queued_at", "started_at", "published_at"):
+        if post[name]:
+            post[name] = unstamp(post[name]).isoformat()
+    return post
 
 
-def make_approval_handler(ledger: PostLedger, publisher: Publisher, keys: ApprovalKeys) -> Handler:
-    """`keys` check that the curator signed each approval: a forged or altered one is never published."""
+# Older callers and the pipeline know the queue as the poster's ledger.
+PostLedger = PostQueue
+
+
+def post_text_for(approval: Approval, platform: str) -> str:
+    """The composed post the curator approved for `platform` (any platform's when this one is not named)."""
+    return approval.posts.get(platform) or next(iter(approval.posts.values()), approval.final_text)
+
+
+def make_approval_handler(
+    queue: PostQueue,
+    publishers: Mapping[str, Publisher] | Publisher,
+    keys: ApprovalKeys,
+    *,
+    replies_skip_queue: bool = True,
+    wake: Callable[[], None] = lambda: None,
+) -> Handler:
+    """`keys` check that the curator signed each approval: a forged or altered one is never published.
+    A post over a platform's limit is refused here, before anything is queued."""
+    publishers = _by_platform(publishers)
 
     def handle(message: Envelope) -> list[Envelope]:
         assert isinstance(message, Approval)
         if problem := keys.problem(message):
             raise PermanentError(f"approval {message.message_id} refused: {problem}")
-        text = message.final_text
-        length = text_length(text, publisher.platform)
-        if length > publisher.text_limit:
-            raise PermanentError(
-                f"text is {length} characters as {publisher.platform} counts them; it allows {publisher.text_limit}"
-            )
-        row = ledger.get(message.message_id)
-        if row is not None and row["state"] == "published":
-            return [PublishedPost.model_validate_json(row["message"])]
-        if row is not None and not publisher.idempotent:
-            raise PermanentError(
-                f"publishing to {publisher.platform} was interrupted (crash or timeout) and it may have gone out; "
-                "not retrying, to never post twice: check the account, then replay or drop this message"
-            )
-        ledger.begin(message, publisher.platform.value)
+        texts = {platform: post_text_for(message, platform) for platform in publishers}
+        problems = [
+            f"{platform}: {problem}" for platform, text in texts.items() if (problem := length_problem(text, platform))
+        ]
+        if problems:
+            raise PermanentError("not queued, " + "; ".join(problems))
+        now = message.post_now or (replies_skip_queue and message.reply_to is not None)
+        for platform, text in texts.items():
+            if queue.enqueue(message, platform, text, now=now):
+                row = queue.get(message.message_id, platform)
+                log.info(
+                    "queued %s - %s for %s, due %s", message.song.artist, message.song.title, platform, row["due_at"]
+                )
+        wake()
+        return []
+
+    return handle
+
+
+def _by_platform(publishers: Mapping[str, Publisher] | Publisher) -> dict[str, Publisher]:
+    if isinstance(publishers, Mapping):
+        return dict(publishers)
+    return {publishers.platform.value: publishers}
+
+
+class Dispatcher:
+    """Posts what is due, one row at a time, and announces each post on the bus."""
+
+    def __init__(
+        self,
+        queue: PostQueue,
+        publishers: Mapping[str, Publisher] | Publisher,
+        announce: Callable[[Envelope], None],
+        *,
+        interval: float = 1.0,
+    ) -> None:
+        self.queue, self.publishers, self.announce = queue, _by_platform(publishers), announce
+        self.interval = interval
+        self._stop, self._wake = threading.Event(), threading.Event()
+        self._thread: threading.Thread | None = None
+        self._run_lock = threading.Lock()
+
+    def recover(self) -> None:
+        self.queue.recover(lambda platform: platform in self.publishers and self.publishers[platform].idempotent)
+
+    def run_due(self) -> list[PublishedPost]:
+        """Post every row that is due now; returns what went out."""
+        with self._run_lock:
+            sent = []
+            for row in self.queue.due():
+                if (post := self._publish(row)) is not None:
+                    sent.append(post)
+            self._announce_pending()
+            return sent
+
+    def _publish(self, row: Any) -> PublishedPost | None:
+        approval_id, platform = row["approval_id"], row["platform"]
+        publisher = self.publishers.get(platform)
+        if publisher is None:
+            self.queue.give_up(approval_id, platform, "failed", f"no publisher for {platform} is configured")
+            return None
+        reply_to = ReplyTarget.model_validate_json(row["reply_to"]) if row["reply_to"] else None
+        self.queue.claim(approval_id, platform)
         try:
-            result = publisher.publish(text, message.reply_to, idempotency_key=message.message_id)
+            result = publisher.publish(row["text"], reply_to, idempotency_key=derive_id(approval_id, "post", platform))
         except PublishRefused as exc:
-            ledger.refused(message.message_id)
             if exc.permanent:
-                raise PermanentError(str(exc)) from exc
-            raise RetryLater(str(exc), exc.retry_after_seconds or 30.0) from exc
-        post = message.child(
-            PublishedPost,
-            message_id=derive_id(message.message_id, "published"),
-            approval_id=message.message_id,
-            candidate_id=message.candidate_id,
+                log.error("%s refused %s for good: %s", platform, approval_id, exc)
+                self.queue.give_up(approval_id, platform, "failed", str(exc))
+            else:
+                log.warning("%s refused %s for now: %s", platform, approval_id, exc)
+                self.queue.retry_later(approval_id, platform, exc.retry_after_seconds or 30.0, str(exc))
+            return None
+        except Exception as exc:
+            if publisher.idempotent:
+                log.warning("posting %s to %s failed (%r); asking again later", approval_id, platform, exc)
+                self.queue.retry_later(approval_id, platform, RETRY_UNKNOWN_SECONDS, repr(exc))
+            else:
+                log.error("posting %s to %s was interrupted (%r): held for a human", approval_id, platform, exc)
+                self.queue.give_up(
+                    approval_id,
+                    platform,
+                    "held",
+                    f"publishing to {platform} was interrupted ({exc!r}) and it may have gone out; not retrying, "
+                    "to never post twice: check the account, then requeue or drop it",
+                )
+            return None
+        post = PublishedPost(
+            message_id=derive_id(approval_id, "published", platform),
+            trace_id=row["trace_id"],
+            approval_id=approval_id,
+            candidate_id=row["candidate_id"],
             platform=publisher.platform,
             post_id=result.post_id,
             url=result.url,
-            text=text,
+            text=row["text"],
             dry_run=publisher.platform.value == "dry_run",
+            published_at=self.queue.clock(),
         )
-        ledger.finish(post)
-        log.info(
-            "published %s - %s to %s: %s",
-            message.song.artist,
-            message.song.title,
-            publisher.platform,
-            result.url or result.post_id,
-        )
-        return [post]
+        self.queue.finish(post)
+        log.info("published %s - %s to %s: %s", row["artist"], row["title"], platform, result.url or result.post_id)
+        return post
 
-    return handle
+    def _announce_pending(self) -> None:
+        for post in self.queue.unannounced():
+            try:
+                self.announce(post)
+            except Exception:
+                log.exception("could not announce post %s yet; trying again", post.message_id)
+                return
+            self.queue.mark_announced(post.approval_id, post.platform.value)
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.run_due()
+            except Exception:
+                log.exception("dispatching the post queue failed; trying again")
+            self._wake.wait(self.interval)
+            self._wake.clear()
+
+    def start(self) -> None:
+        self.recover()
+        self._thread = threading.Thread(target=self._run, name="poster-dispatch", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
