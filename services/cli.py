@@ -22,7 +22,11 @@ COMMAND_MODULES = (
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="deephype", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="deephype",
+        description="deephype, a music bot: its five services, the demo, and the model's and operator's tools.",
+        epilog="`deephype COMMAND --help` explains one command and its options.",
+    )
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMAND_MODULES:
         try:

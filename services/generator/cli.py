@@ -49,29 +49,36 @@ def register(subparsers: Any) -> None:
     train.set_defaults(func=cmd_train)
 
     evaluate = subparsers.add_parser("evaluate", help="held-out NLL, PPL, KL, MI, active units of a model")
-    evaluate.add_argument("--model", type=Path, required=True)
-    evaluate.add_argument("--data", type=Path, required=True, help="a corpus .jsonl file")
+    evaluate.add_argument("--model", required=True, help=MODEL_HELP)
+    evaluate.add_argument(
+        "--data",
+        type=Path,
+        required=True,
+        help=f"a built corpus .jsonl file, e.g. data/corpus/built/test.jsonl (made by `{BUILD_CORPUS}`)",
+    )
     evaluate.add_argument("-k", "--samples", type=int, default=50, help="importance samples per sentence")
-    evaluate.add_argument("--device", default="auto")
-    evaluate.add_argument("--seed", type=int, default=0)
+    evaluate.add_argument("--device", default="auto", help="auto (CUDA when present, else CPU), cpu, cuda")
+    evaluate.add_argument("--seed", type=int, default=0, help="random seed of the importance samples")
     evaluate.add_argument("--json", action="store_true", help="print one JSON object")
     evaluate.set_defaults(func=cmd_evaluate)
 
     sample = subparsers.add_parser("sample", help="write N sentences for a song condition, as one batch")
-    sample.add_argument("--model", type=Path, required=True)
+    sample.add_argument("--model", required=True, help=MODEL_HELP)
     sample.add_argument("--genres", default="", help="comma-separated genre names from data/genres.json")
     sample.add_argument("--audio-features", default=None, help='JSON object, e.g. {"energy": 0.8}')
-    sample.add_argument("-n", type=int, default=5)
-    sample.add_argument("--temperature", type=float, default=1.0)
-    sample.add_argument("--top-k", type=int, default=50)
-    sample.add_argument("--top-p", type=float, default=0.9)
-    sample.add_argument("--seed", type=int, default=None)
-    sample.add_argument("--device", default="auto")
+    sample.add_argument("--artist", default=None, help="the artist's name in place of <artist> (else left as is)")
+    sample.add_argument("--title", default=None, help="the song's title in place of <title> (else left as is)")
+    sample.add_argument("-n", type=int, default=5, help="how many sentences")
+    sample.add_argument("--temperature", type=float, default=1.0, help="softmax temperature (lower: safer words)")
+    sample.add_argument("--top-k", type=int, default=50, help="sample among the k likeliest words (0: all)")
+    sample.add_argument("--top-p", type=float, default=0.9, help="nucleus: the likeliest words covering this mass")
+    sample.add_argument("--seed", type=int, default=None, help="random seed (default: a different draw each run)")
+    sample.add_argument("--device", default="auto", help="auto (CUDA when present, else CPU), cpu, cuda")
     sample.add_argument("--json", action="store_true", help="JSON lines, one sample each")
     sample.set_defaults(func=cmd_sample)
 
     interpolate = subparsers.add_parser("interpolate", help="decode along the line between two sentences")
-    interpolate.add_argument("--model", type=Path, required=True)
+    interpolate.add_argument("--model", required=True, help=MODEL_HELP)
     interpolate.add_argument("--from", dest="start", required=True)
     interpolate.add_argument("--to", dest="end", required=True)
     interpolate.add_argument("--steps", type=int, default=5)
@@ -79,6 +86,28 @@ def register(subparsers: Any) -> None:
     interpolate.add_argument("--device", default="auto")
     interpolate.add_argument("--json", action="store_true", help="JSON lines, one step each")
     interpolate.set_defaults(func=cmd_interpolate)
+
+
+# --- issue 15: --model as the generator_model setting reads it, and a missing corpus says how to build it ---
+MODEL_HELP = "a model folder, or the name of one under DEEPHYPE_MODELS_DIR (data/models), e.g. default"
+BUILD_CORPUS = "deephype corpus build data/corpus/own --out data/corpus/built"
+
+
+def resolve_model(value: str) -> Path:
+    """--model as DEEPHYPE_GENERATOR_MODEL is read: a path that exists, or a folder name under the models dir."""
+    from deephype.common.settings import get_settings
+    from deephype.generator.app import model_path
+
+    path = model_path(get_settings().model_copy(update={"generator_model": value}))
+    if not path.is_dir():
+        raise FileNotFoundError(f"no model at {value!r} (nor {path}); --model takes {MODEL_HELP}")
+    return path
+
+
+def corpus_file(path: Path) -> Path:
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} does not exist. Build the corpus first: {BUILD_CORPUS}")
+    return path
 
 
 SIZES: dict[str, dict[str, int]] = {
@@ -147,18 +176,19 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from deephype.generator.data import encode_examples, read_jsonl
     from deephype.generator.evaluate import evaluate
 
-    loaded = load_model(args.model, args.device)
+    data_path = corpus_file(args.data)
+    loaded = load_model(resolve_model(args.model), args.device)
     if loaded.arch == "pretrained":
         from deephype.generator.data import corpus_rows
         from deephype.generator.train_pretrained import evaluate_rows, prepare_rows
 
-        rows = [(text, genres) for text, genres, _ in corpus_rows(args.data)]
+        rows = [(text, genres) for text, genres, _ in corpus_rows(data_path)]
         if not rows:
             raise ValueError(f"{args.data} has no sentences")
         data = prepare_rows(loaded.model, loaded.condition, rows, loaded.config.max_len, progress=False)
         metrics = evaluate_rows(loaded.model, data, loaded.device, k=args.samples, seed=args.seed)
     else:
-        examples = read_jsonl(args.data, max_tokens=loaded.config.max_len - 1)
+        examples = read_jsonl(data_path, max_tokens=loaded.config.max_len - 1)
         if not examples:
             raise ValueError(f"{args.data} has no sentences")
         data = encode_examples(examples, loaded.vocab, loaded.condition)
@@ -204,14 +234,16 @@ def parse_audio_features(text: str | None) -> dict[str, Any] | None:
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
+    from deephype.generator.candidates import fill_placeholders
     from deephype.generator.checkpoint import load_model
     from deephype.generator.sample import sample
+    from deephype.generator.vocab import ARTIST, TITLE
 
     if args.n < 1:
         raise ValueError(f"-n must be >= 1, got {args.n}")
     genres = parse_genres(args.genres)
     features = parse_audio_features(args.audio_features)
-    loaded = load_model(args.model, args.device)
+    loaded = load_model(resolve_model(args.model), args.device)
     check_genres(loaded.condition, genres)
     result = sample(
         loaded,
@@ -224,6 +256,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
         seed=args.seed,
     )
     for index, text in enumerate(result.texts):
+        text = fill_placeholders(text, args.artist or ARTIST, args.title or TITLE)  # as the service does
         row = {
             "index": index,
             "text": text,
@@ -242,7 +275,7 @@ def cmd_interpolate(args: argparse.Namespace) -> int:
     from deephype.generator.sample import interpolate
 
     genres = parse_genres(args.genres)
-    loaded = load_model(args.model, args.device)
+    loaded = load_model(resolve_model(args.model), args.device)
     check_genres(loaded.condition, genres)
     positions, result = interpolate(loaded, args.start, args.end, args.steps, genres)
     for index, text in enumerate(result.texts):
