@@ -59,14 +59,18 @@ def test_review_pages_forbid_framing_and_foreign_scripts(client: TestClient) -> 
     page = pages[0]
     csrf = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)  # type: ignore[union-attr]
     client.post("/login", data={"password": "pw", "csrf": csrf})
-    pages += [client.get("/?status=all"), client.get("/songs/no-such-song")]
+    song = client.get("/?status=all").text.split('href="/songs/', 1)[1].split('"', 1)[0]
+    pages += [client.get("/?status=all"), client.get("/songs/no-such-song"), client.get(f"/songs/{song}")]
     for response in pages:
         assert response.headers["X-Frame-Options"] == "DENY"
         policy = dict(part.strip().split(" ", 1) for part in response.headers["Content-Security-Policy"].split(";"))
         assert policy["frame-ancestors"] == "'none'" and policy["default-src"] == "'none'"
-        assert "script-src" not in policy  # default-src 'none': no script of any kind
         nonce = re.fullmatch(r"'nonce-([\w-]+)'", policy["style-src"]).group(1)  # type: ignore[union-attr]
         assert f'<style nonce="{nonce}">' in response.text  # the page's own style still applies
+        # Issue 15: the page's own script (live count, shortcuts) runs by the same nonce, and nothing else.
+        assert policy["script-src"] == f"'nonce-{nonce}'"
+        assert re.findall(r"<script[^>]*>", response.text) in ([], [f'<script nonce="{nonce}">'])
     assert "Glass Harbour" in pages[1].text
+    assert "<script nonce=" in pages[3].text  # a pending song's page has the count and the shortcuts
     nonces = {r.headers["Content-Security-Policy"] for r in pages}
     assert len(nonces) == len(pages)  # a fresh nonce per response

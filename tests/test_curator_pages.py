@@ -74,3 +74,32 @@ def test_a_failed_attempt_does_not_spend_the_review_link_and_a_decision_does(tmp
         again = client.get(link)
         assert again.status_code == 403 and "Link already used" in again.text
     assert store.song(set_id).status == "approved"
+
+
+def test_the_queue_is_paged_newest_first_with_a_filter_per_status(tmp_path: Path) -> None:
+    """Issue 15: not one long scroll of every song: 20 a page, newest first, one status at a time."""
+    settings = make_settings(tmp_path, curator_password="pw", curator_secret_key="k" * 32)
+    bus = InMemoryBus(settings)
+    parts, store, _ = build(settings, bus)
+    for n in range(25):
+        store.add_candidates(candidates(f"q{n}"))
+    rejected = candidates("q-rejected")
+    store.add_candidates(rejected)
+    store.reject(rejected.message_id, by="curator")
+    with TestClient(create_app(parts, bus)) as client:
+        csrf = re.search(r'name="csrf" value="([^"]+)"', client.get("/login").text).group(1)  # type: ignore[union-attr]
+        client.post("/login", data={"password": "pw", "csrf": csrf})
+        first, second = client.get("/"), client.get("/?status=pending&page=2")
+        shown = [re.findall(r'id="row-(\w+)"', page.text) for page in (first, second)]
+        assert [len(rows) for rows in shown] == [20, 5]
+        pending = {s.set_id: s.created_at for s in store.songs("pending")}
+        assert set(shown[0]) | set(shown[1]) == set(pending) and not set(shown[0]) & set(shown[1])
+        order = [pending[set_id] for set_id in shown[0] + shown[1]]
+        assert order == sorted(order, reverse=True)
+        assert "Page 1 of 2" in first.text and "Older" in first.text and "Newer" in second.text
+        assert "Pending (25)" in first.text and "Rejected (1)" in first.text and "All (26)" in first.text
+        assert re.findall(r'id="row-(\w+)"', client.get("/?status=rejected").text) == [rejected.message_id]
+        assert client.get("/?status=approved").text.count('id="row-') == 0
+        assert client.get("/?status=everything").status_code == 400
+        assert client.get("/?page=0").status_code == 422
+        assert len(re.findall(r'id="row-', client.get("/?page=99").text)) == 5  # past the end: the last page

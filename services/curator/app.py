@@ -24,6 +24,7 @@ from deephype.common.signing import ApprovalKeys
 from deephype.curator.auth import SESSION_COOKIE, SESSION_MAX_AGE, Auth, Session, TokenError
 from deephype.curator.email import EmailSender, build_sender
 from deephype.curator.handlers import make_candidates_handler, make_published_handler
+from deephype.curator.review import STATUSES, decided_by_words, plain_scores, platform_name, queue_page, song_context
 from deephype.curator.store import (
     SCHEMA,
     AlreadyDecided,
@@ -40,6 +41,7 @@ log = logging.getLogger("deephype.curator")
 templates = Jinja2Templates(
     env=Environment(loader=PackageLoader("deephype.curator", "templates"), autoescape=select_autoescape(["html"]))
 )
+templates.env.globals.update(plain_scores=plain_scores, platform_name=platform_name, decided_by_words=decided_by_words)
 
 
 class ApproveRequest(BaseModel):
@@ -196,7 +198,7 @@ def build(settings: Settings, bus: Bus, sender: EmailSender | None = None) -> tu
         return auth.load_session(request.cookies.get(SESSION_COOKIE))
 
     def render(request: Request, name: str, session: Session, status_code: int = 200, **context: Any) -> Response:
-        nonce = secrets.token_urlsafe(16)  # the page's one inline style carries it; nothing else may run or load
+        nonce = secrets.token_urlsafe(16)  # the page's own style and script carry it; nothing else may run
         response = templates.TemplateResponse(
             request, name, {"session": session, "csp_nonce": nonce, **context}, status_code=status_code
         )
@@ -223,14 +225,21 @@ def build(settings: Settings, bus: Bus, sender: EmailSender | None = None) -> tu
         return render(request, "message.html", session, status_code=status_code, heading=heading, text=text)
 
     @pages.get("/", response_class=HTMLResponse)
-    def index(request: Request, status: str = "pending", flash: str | None = None) -> Response:
+    def index(
+        request: Request,
+        status: str = "pending",
+        page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
+        flash: str | None = None,
+    ) -> Response:
+        """The queue: a page of songs in one status, newest first."""
         session = current_session(request)
         if session is None or session.user != "curator":
             if session is not None and session.song:
                 return RedirectResponse(f"/songs/{session.song}", status_code=303)
             return RedirectResponse("/login", status_code=303)
-        songs = store.songs(None if status == "all" else status)
-        return render(request, "index.html", session, songs=songs, flash=flash)
+        if status not in (*STATUSES, "all"):
+            return message(request, session, "No such list", f"status is one of {', '.join(STATUSES)} or all", 400)
+        return render(request, "index.html", session, queue=queue_page(store, status, page), flash=flash)
 
     @pages.get("/login", response_class=HTMLResponse)
     def login_page(request: Request) -> Response:
@@ -299,20 +308,37 @@ def build(settings: Settings, bus: Bus, sender: EmailSender | None = None) -> tu
 
     @pages.get("/songs/{set_id}", response_class=HTMLResponse)
     def song_page(request: Request, set_id: str, flash: str | None = None) -> Response:
-        session = page_session(request, set_id)
+        return song_response(request, page_session(request, set_id), set_id, flash=flash)
+
+    def song_response(
+        request: Request, session: Session, set_id: str, status_code: int = 200, **context: Any
+    ) -> Response:
+        """One song: the post that named it, where it goes, its candidates or what became of it."""
         try:
             song = store.song(set_id)
         except NotFound as exc:
             return message(request, session, "Not found", str(exc), 404)
-        return render(request, "song.html", session, song=song, flash=flash)
+        page = {"kept": {}, **song_context(store, song, list(post_format.platforms)), **context}
+        return render(request, "song.html", session, status_code=status_code, **page)
 
     def decide(
-        request: Request, set_id: str, csrf: str, action: Any, check: Callable[[], str | None] = lambda: None
+        request: Request,
+        set_id: str,
+        csrf: str,
+        action: Any,
+        check: Callable[[], str | None] = lambda: None,
+        kept: dict[str, str] | None = None,
     ) -> Response:
         session = check_csrf(page_session(request, set_id), csrf)
+
+        def refused(problem: str) -> Response:
+            # Back to the form with the edit kept and what to change: a refused edit is never a dead end.
+            flash = f"Not approved: {problem}. Change it and approve again."
+            return song_response(request, session, set_id, 422, kept=kept or {}, flash=flash, flash_kind="error")
+
         # Bad input is refused before a review link is spent, so the curator can fix the text and retry.
         if problem := check():
-            return message(request, session, "Cannot approve", problem, 422)
+            return refused(problem)
         # A review link is single-use: the first decision that succeeds spends it (in the same transaction),
         # so a failed attempt (a wrong candidate, a text refused) leaves it usable for the retry.
         if session.user == "curator":
@@ -330,7 +356,7 @@ def build(settings: Settings, bus: Bus, sender: EmailSender | None = None) -> tu
         except AlreadyDecided as exc:
             return message(request, session, "Already decided", str(exc), 409)
         except ValueError as exc:
-            return message(request, session, "Cannot approve", str(exc), 422)
+            return refused(str(exc))
         return RedirectResponse(f"/songs/{set_id}?flash={done}", status_code=303)
 
     @pages.post("/songs/{set_id}/approve")
@@ -340,6 +366,7 @@ def build(settings: Settings, bus: Bus, sender: EmailSender | None = None) -> tu
         csrf: Annotated[str, Form()],
         candidate_id: Annotated[str, Form()],
         text: Annotated[str, Form()],
+        own: Annotated[bool, Form()] = False,  # from "write my own": its text is kept apart on a refusal
         post: Annotated[str | None, Form()] = None,
         now: Annotated[bool, Form()] = False,
     ) -> Response:
@@ -351,6 +378,7 @@ def build(settings: Settings, bus: Bus, sender: EmailSender | None = None) -> tu
                 approve(set_id, candidate_id, text, by, token_id, post, now) or "Approved: it will be posted shortly."
             ),
             check=lambda: approval_text_problem(text.strip(), post_platform),
+            kept={"own": text} if own else {candidate_id: text if post is None else post},
         )
 
     @pages.post("/songs/{set_id}/reject")
@@ -395,11 +423,12 @@ def client_address(request: Request) -> str:
 
 
 def page_security_headers(nonce: str) -> dict[str, str]:
-    """For every review page: no script at all, only the page's own style, forms post only here, and no
-    other site may frame it (clickjacking an Approve button)."""
+    """For every review page: only the page's own style and script (the count and the shortcuts; a
+    candidate's text can never run), forms post only here, and no other site may frame it (clickjacking)."""
     return {
         "Content-Security-Policy": (
-            f"default-src 'none'; style-src 'nonce-{nonce}'; img-src 'self'; form-action 'self'; "
+            f"default-src 'none'; style-src 'nonce-{nonce}'; script-src 'nonce-{nonce}'; img-src 'self'; "
+            "form-action 'self'; "
             "frame-ancestors 'none'; base-uri 'none'"
         ),
         "X-Frame-Options": "DENY",
