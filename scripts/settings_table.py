@@ -16,22 +16,25 @@ START, END = "<!-- settings:start -->", "<!-- settings:end -->"
 
 
 def settings_table(env_example: str) -> str:
-    """One row per DEEPHYPE_ line; its meaning is the comment above it (shared by the lines of a group)."""
+    """One row per DEEPHYPE_ line; its meaning is the comment right above it. Every setting needs a comment
+    of its own: one is never carried over to the next setting (that repeated the wrong meaning in ~20 rows)."""
     rows = ["| setting | default | meaning |", "| --- | --- | --- |"]
-    meaning: list[str] = []
-    comment_open = False  # consecutive comment lines make one meaning
+    comment: list[str] = []  # the comment lines right above the current line
+    missing = []
     for line in env_example.splitlines():
         line = line.strip()
-        if not line:
-            meaning, comment_open = [], False
-        elif line.startswith("#"):
-            meaning = [*meaning, line.lstrip("# ")] if comment_open else [line.lstrip("# ")]
-            comment_open = True
-        elif line.startswith("DEEPHYPE_"):
+        if line.startswith("#"):
+            comment.append(line.lstrip("#").strip())
+            continue
+        if line.startswith("DEEPHYPE_"):
             name, default = line.split("=", 1)
+            if not comment:
+                missing.append(name)
             shown = f"`{default}`" if default else "empty"
-            rows.append(f"| `{name}` | {_cell(shown)} | {_cell(' '.join(meaning))} |")
-            comment_open = False
+            rows.append(f"| `{name}` | {_cell(shown)} | {_cell(' '.join(comment))} |")
+        comment = []  # a setting, a blank line or anything else ends the comment
+    if missing:
+        raise ValueError(f".env.example: give each of these a comment line right above it: {', '.join(missing)}")
     return "\n".join(rows) + "\n"
 
 

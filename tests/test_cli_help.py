@@ -6,11 +6,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
+from pathlib import Path
 
 import pytest
 
 from deephype.cli import build_parser, main
 from deephype.generator.candidates import fill_placeholders
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def subcommand(name: str) -> argparse.ArgumentParser:
@@ -45,8 +49,26 @@ def test_sample_takes_a_model_name_and_fills_the_names(capsys: pytest.CaptureFix
     assert not any("<artist>" in t.lower() or "<title>" in t.lower() for t in filled)
 
 
-def test_a_missing_corpus_or_model_says_what_to_do(capsys: pytest.CaptureFixture[str], tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_a_missing_corpus_or_model_says_what_to_do(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     assert main(["evaluate", "--model", "default", "--data", str(tmp_path / "test.jsonl")]) == 2
     assert "Build the corpus first: deephype corpus build data/corpus/own" in capsys.readouterr().err
     assert main(["sample", "--model", "no-such-model", "-n", "1"]) == 2
     assert "the name of one under DEEPHYPE_MODELS_DIR" in capsys.readouterr().err
+
+
+def test_the_readme_model_commands_run_as_shown(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """The README's sample / corpus build / evaluate lines, in order, on a fresh checkout (the built corpus
+    goes to a temporary folder instead of data/corpus/built)."""
+    readme = (REPO / "README.md").read_text()
+    lines = [
+        line.split("   #", 1)[0].strip()
+        for line in readme.splitlines()
+        if line.startswith(".venv/bin/deephype ") and line.split()[1] in ("sample", "corpus", "evaluate")
+    ]
+    assert [line.split()[1] for line in lines] == ["sample", "corpus", "evaluate"]
+    for line in lines:
+        argv = [arg.replace("data/corpus/built", str(tmp_path / "built")) for arg in shlex.split(line)[1:]]
+        assert main([*argv, "--quiet"] if argv[0] == "corpus" else argv) == 0, line
+    *samples, metrics = capsys.readouterr().out.strip().splitlines()
+    assert len([s for s in samples if s and not s.startswith(" ")]) >= 5
+    assert json.loads(metrics)["sentences"] > 0

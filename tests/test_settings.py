@@ -48,3 +48,24 @@ def test_the_readme_lists_every_setting_as_env_example_does() -> None:
     readme = (REPO / "README.md").read_text()
     assert script["readme_with_table"](readme, table) == readme, "run scripts/settings_table.py --write"
     assert table.count("\n| `DEEPHYPE_") == len(Settings.model_fields)
+
+
+def test_each_row_of_the_settings_table_means_the_comment_right_above_its_setting() -> None:
+    """Issue 15: settings without a comment of their own used to repeat the one before (every SMTP_* row said
+    "Approve every top candidate without a human")."""
+    script = runpy.run_path(str(REPO / "scripts" / "settings_table.py"))
+    lines = (REPO / ".env.example").read_text().splitlines()
+    table = script["settings_table"]("\n".join(lines)).splitlines()
+    meanings = []
+    for number, line in enumerate(lines):
+        if not line.startswith("DEEPHYPE_"):
+            continue
+        name = line.split("=", 1)[0]
+        assert lines[number - 1].startswith("#"), f"{name} has no comment line of its own in .env.example"
+        [row] = [row for row in table if row.startswith(f"| `{name}` |")]
+        meaning = row.rsplit(" | ", 1)[1].removesuffix(" |")
+        assert script["_cell"](lines[number - 1].lstrip("#").strip()) in meaning, name
+        meanings.append(meaning)
+    assert len(set(meanings)) == len(meanings), "two settings share one meaning"
+    with pytest.raises(ValueError, match="DEEPHYPE_B"):
+        script["settings_table"]("# What A is.\nDEEPHYPE_A=1\nDEEPHYPE_B=2\n")
