@@ -166,3 +166,16 @@ def test_the_ranker_drops_a_copied_corpus_sentence_and_scores_genre_fit() -> Non
     if len(words) >= 9:
         near = " ".join(words[:7]) + " and then something else entirely happens here ."
         assert ranker.scores([near], ["rock"], None)["copy"] == [0.0]
+
+
+def test_the_fluency_value_ranks_sentences_by_the_independent_scorer() -> None:
+    from deephype.generator.condition import ConditionEncoder
+    from deephype.generator.values import Sentence, make_value
+
+    condition = ConditionEncoder.from_file()
+    with pytest.raises(ValueError, match="not the decoder"):
+        make_value("fluency", condition=condition)
+    # A stand-in scorer with a known order: shorter is "more fluent".
+    value = make_value("fluency", condition=condition, fluency_scorer=lambda texts, _: [-len(t) for t in texts])
+    labelled = value.label([Sentence("a b c d e f"), Sentence("a b"), Sentence("a b c d")])
+    assert labelled.targets.tolist() == [0.0, 1.0, 0.5]

@@ -32,7 +32,7 @@ from deephype.generator.checkpoint import plain_for_torch, read_checkpoint
 
 LCGAN_FORMAT = "deephype-lcgan"
 LCGAN_VERSION = 1
-VALUE_NAMES = ("realism", "genre", "topic", "sentiment", "approval")
+VALUE_NAMES = ("realism", "genre", "topic", "sentiment", "fluency", "approval")
 # Which LC-GAN the generator uses when several are trained: the curator's taste first; then topic, the only
 # value whose gain on samples held over three evaluation seeds on the bundled model (README, "Quality").
 PREFERENCE = ("approval", "topic", "genre", "realism")

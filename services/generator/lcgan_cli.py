@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-VALUES = ("realism", "genre", "topic", "sentiment", "approval")
+VALUES = ("realism", "genre", "topic", "sentiment", "fluency", "approval")
 OWN_CORPUS = Path(__file__).resolve().parents[2] / "data" / "corpus" / "own"
 
 
@@ -114,9 +114,47 @@ def cmd_train_lcgan(args: argparse.Namespace) -> int:
         return 0
     with corpus_folder(args.corpus) as corpus:
         sentences = read_sentences(corpus / "train.jsonl")
-        value = make_value(args.value, condition=loaded.condition, corpus=sentences, seed=args.seed)
+        scorer = None
+        if args.value == "fluency":
+            from deephype.common.settings import Settings
+            from deephype.generator.candidates import independent_fluency
+
+            scorer = independent_fluency(loaded, Settings(_env_file=None, models_dir=Path(args.model).parent))  # type: ignore[call-arg]
+            if scorer is None:
+                raise ValueError("the fluency value needs the independent scorer (see the warning above)")
+            sentences = sentences + prior_samples(loaded, sentences, len(sentences), args.seed)
+        value = make_value(
+            args.value, condition=loaded.condition, corpus=sentences, seed=args.seed, fluency_scorer=scorer
+        )
         train_lcgan(loaded, value, sentences, config, out_dir=args.model, progress=not args.quiet)
     return 0
+
+
+def prior_samples(loaded: Any, corpus: list[Any], count: int, seed: int) -> list[Any]:
+    """`count` of the model's own prior samples, each under the genres of a corpus sentence, as Sentences."""
+    import torch
+
+    from deephype.generator.candidates import NO_REPEAT_NGRAM
+    from deephype.generator.sample_pretrained import NO_REPEAT_PIECES
+    from deephype.generator.values import Sentence
+
+    generator = torch.Generator(device=loaded.device).manual_seed(seed)
+    out: list[Any] = []
+    for start in range(0, count, 64):
+        genres = [corpus[(start + i) % len(corpus)].genres for i in range(min(64, count - start))]
+        z = torch.randn(len(genres), loaded.config.latent_dim, generator=generator, device=loaded.device)
+        cond = torch.stack([loaded.encode_condition(g) for g in genres])
+        result = loaded.decode(
+            z,
+            cond,
+            genres,
+            temperature=0.9,
+            top_p=0.9,
+            no_repeat_ngram=NO_REPEAT_NGRAM if loaded.arch == "lstm" else NO_REPEAT_PIECES,
+            generator=generator,
+        )
+        out += [Sentence(text, list(g)) for text, g in zip(result.texts, genres, strict=True) if text.strip()]
+    return out
 
 
 def cmd_evaluate_samples(args: argparse.Namespace) -> int:
@@ -158,7 +196,7 @@ def cmd_evaluate_samples(args: argparse.Namespace) -> int:
 def print_table(report: dict[str, Any]) -> None:
     keys = ["unk_rate", "repeated_bigram_rate", "filter_pass_rate", "distinct_1", "distinct_2", "self_bleu"]
     keys += ["latent_move"]
-    keys += ["genre_accuracy", "loglik_per_token", "sentiment", "topic", "critic"]
+    keys += ["genre_accuracy", "loglik_per_token", "judge_ppl", "sentiment", "topic", "critic"]
     modes = report["modes"]
     shown = [k for k in keys if any(k in m["overall"] for m in modes.values())]
     print(f"{'mode':<18}" + "".join(f"{k[:14]:>15}" for k in shown))

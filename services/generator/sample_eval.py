@@ -14,6 +14,8 @@ difference between the modes comes from the latent move. Per mode and condition:
                             on real corpus sentences, never on samples; its own accuracy is measured on
                             the held-out valid + test sentences) assigns to the requested family
     loglik_per_token, critic (the LC-GAN's own value), sentiment (VADER, 0..1), topic (LDA weight)
+    judge_ppl               perplexity under the pocketsphinx trigram judge (quality.py), which neither
+                            decodes nor ranks nor trains any LC-GAN: the fluency LC-GAN is checked by it
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ import torch
 from deephype.generator.candidates import rejection
 from deephype.generator.checkpoint import LoadedModel
 from deephype.generator.lcgan import LCGAN, VALUE_NAMES, lcgan_path, load_lcgan, vae_fingerprint
+from deephype.generator.quality import TrigramJudge
 from deephype.generator.sample_pretrained import NO_REPEAT_PIECES
 from deephype.generator.values import Sentence, Sentiment, Topic
 from deephype.generator.vocab import PLACEHOLDERS
@@ -190,6 +193,7 @@ def evaluate_samples(
     labelled = [(t, f) for t, f in labelled if f in conditions]
     training = [(s.text, f) for s in train if (f := family_of(s, loaded)) in conditions]
     classifier = GenreClassifier([t for t, _ in training], [f for _, f in training], seed)
+    judge = TrigramJudge()
     sentiment = Sentiment()
     topic = Topic(train, seed=seed) if any(lc.value == "topic" for lc in lcgans) else None
 
@@ -234,6 +238,7 @@ def evaluate_samples(
                 "genre_accuracy": sum(p == family for p in predicted) / len(predicted),
                 "loglik_per_token": float((result.log_likelihood / (result.lengths + 1)).mean()),
                 "mean_tokens": float(result.lengths.float().mean()),
+                "judge_ppl": judge.perplexity(result.texts)["perplexity"],
                 "sentiment": sum(sentiment.score_texts(result.texts)) / len(tokens),
             }
             if topic is not None:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import random
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -177,6 +177,28 @@ class Sentiment(Value):
     def label(self, sentences: Sequence[Sentence]) -> Labeled:
         # Percentile ranks, not raw scores: music writing is mostly positive, and raw targets crowded
         # near 0.8 left the critic little to tell apart (on the dev model the actor then moved nothing).
+        return self._scalar(sentences, percentile_ranks(self.score_texts([s.text for s in sentences])))
+
+
+class Fluency(Value):
+    """How fluent the text a code decodes to is: the percentile rank of its log-likelihood per token under a
+    language model that is NOT the VAE's decoder (ranking.py picks it). The critic learns it on corpus
+    sentences AND on the model's own prior samples (their posterior codes), so it sees codes that decode
+    badly too, and the actor moves prior codes towards the fluent ones."""
+
+    name = "fluency"
+
+    def __init__(self, scorer: Callable[[Sequence[str], Sequence[Sequence[str]]], list[float]]) -> None:
+        self.scorer = scorer
+
+    def score_texts(self, texts: Sequence[str]) -> list[float]:
+        scores: list[float] = []
+        for start in range(0, len(texts), 64):
+            chunk = texts[start : start + 64]
+            scores += self.scorer(chunk, [[] for _ in chunk])
+        return scores
+
+    def label(self, sentences: Sequence[Sentence]) -> Labeled:
         return self._scalar(sentences, percentile_ranks(self.score_texts([s.text for s in sentences])))
 
 
@@ -358,6 +380,7 @@ def make_value(
     corpus: Sequence[Sentence] = (),
     decisions: Path | None = None,
     seed: int = 0,
+    fluency_scorer: Callable[[Sequence[str], Sequence[Sequence[str]]], list[float]] | None = None,
 ) -> Value:
     """The value function called `name`; ValueError when its inputs are missing or too few."""
     if name == "realism":
@@ -368,8 +391,12 @@ def make_value(
         return Sentiment()
     if name == "topic":
         return Topic(corpus, seed=seed)
+    if name == "fluency":
+        if fluency_scorer is None:
+            raise ValueError("the fluency value needs a language model that is not the decoder (ranking.py)")
+        return Fluency(fluency_scorer)
     if name == "approval":
         if decisions is None:
             raise ValueError("the approval value needs --decisions (curator.sqlite3 or a JSON export)")
         return Approval(load_decisions(decisions))
-    raise ValueError(f"unknown value {name!r}; choose one of realism, genre, topic, sentiment, approval")
+    raise ValueError(f"unknown value {name!r}; choose one of realism, genre, topic, sentiment, fluency, approval")
