@@ -62,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run_once(settings: Any, args: argparse.Namespace) -> int:
-    from deephype.common.bus import build_bus
+    from deephype.common.buses import build_bus
     from deephype.listener.handlers import IngestStatus
     from deephype.listener.sources import FeedFileSource
     from deephype.pipeline import build_pipeline
@@ -111,7 +111,7 @@ def demo_password(settings: Any) -> str:
 def _run_interactive(settings: Any, args: argparse.Namespace) -> int:
     import uvicorn
 
-    from deephype.common.bus import build_bus
+    from deephype.common.buses import build_bus
     from deephype.pipeline import build_pipeline
 
     console = Console()

@@ -8,7 +8,8 @@ from collections.abc import Callable, Sequence
 
 import pytest
 
-from deephype.common.bus import Bus, PermanentError, RetryLater, Subscription, build_bus, derive_id
+from deephype.common.bus import Bus, PermanentError, RetryLater, Subscription, derive_id
+from deephype.common.buses import build_bus
 from deephype.common.contracts import (
     EnrichedSong,
     Envelope,

@@ -12,6 +12,7 @@ from pathlib import Path
 import musicbrainzngs.musicbrainz as mb_client
 import pytest
 
+from deephype.common.music_lookup.build import build_provider
 from deephype.common.music_lookup.matching import Hit, best_hit, map_genres, normalize
 from deephype.common.music_lookup.musicbrainz import MusicBrainzProvider
 from deephype.common.music_lookup.providers import (
@@ -20,7 +21,6 @@ from deephype.common.music_lookup.providers import (
     ProviderError,
     RateLimited,
     SongInfo,
-    build_provider,
 )
 from deephype.common.music_lookup.spotify import AUDIO_FEATURES_OFF, SpotifyProvider
 from deephype.common.settings import DATA_DIR

@@ -8,10 +8,11 @@ from pathlib import Path
 
 from deephype.common.memory_bus import InMemoryBus
 from deephype.common.music_lookup.spotify import SpotifyProvider
+from deephype.common.platforms.base import PlatformOptions
+from deephype.common.platforms.build import build_platform_publisher
 from deephype.curator.email import SendGridSender
 from deephype.listener.handlers import RawPost
 from deephype.pipeline import build_pipeline
-from deephype.poster.platforms import PlatformOptions, build_platform_publisher
 from tests.conftest import bundled_model, make_settings, wait_until
 from tests.fakes import mastodon as fm
 from tests.fakes import spotify as fs

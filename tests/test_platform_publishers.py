@@ -18,11 +18,14 @@ from pydantic import SecretStr
 
 from deephype.common.contracts import Approval, Platform, ReplyTarget, Song
 from deephype.common.db import Database
+from deephype.common.platforms.base import PlatformOptions
+from deephype.common.platforms.bluesky import BlueskyPublisher
+from deephype.common.platforms.build import build_platform_publisher
+from deephype.common.platforms.mastodon import MastodonPublisher
+from deephype.common.platforms.x import XPublisher
 from deephype.common.signing import ApprovalKeys
-from deephype.listener.platforms import PlatformOptions
 from deephype.poster.app import build as build_poster
 from deephype.poster.handlers import SCHEMA, Dispatcher, PostLedger, make_approval_handler
-from deephype.poster.platforms import BlueskyPublisher, MastodonPublisher, XPublisher, build_platform_publisher
 from deephype.poster.publishers import PublishRefused
 from deephype.poster.schedule import Pacing, TestClock
 from tests.conftest import TEST_APPROVAL_KEY, make_settings, wait_until

@@ -15,17 +15,13 @@ import pytest
 from pydantic import SecretStr
 
 from deephype.common.memory_bus import InMemoryBus
+from deephype.common.platforms.base import PlatformOptions
+from deephype.common.platforms.bluesky import BlueskyLoginError, BlueskySource
+from deephype.common.platforms.build import build_platform_publisher, build_platform_source
+from deephype.common.platforms.mastodon import MastodonSource, html_to_text
+from deephype.common.platforms.x import XSource
 from deephype.common.settings import Settings
 from deephype.listener import app as listener_app
-from deephype.listener.platforms import (
-    BlueskyLoginError,
-    BlueskySource,
-    MastodonSource,
-    PlatformOptions,
-    XSource,
-    build_platform_source,
-    html_to_text,
-)
 from tests.conftest import make_settings
 from tests.fakes import bluesky as fb
 from tests.fakes import mastodon as fm
@@ -627,7 +623,6 @@ def test_no_secret_reaches_the_logs_even_at_debug(
     bluesky: fb.FakeBluesky,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    from deephype.poster.platforms import build_platform_publisher
 
     x.post("fan", "@deephype #np Lantern Hollow - Paper Boats")
     settings = make_settings(

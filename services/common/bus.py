@@ -249,11 +249,7 @@ class Bus(Protocol):
 
 
 def build_bus(settings: Settings, *, connection_name: str = "deephype") -> Bus:
-    """RabbitMQ when DEEPHYPE_AMQP_URL is set, else the in-memory bus."""
-    if settings.amqp_url:
-        from deephype.common.rabbit import RabbitBus
+    """Kept for callers not yet moved to deephype.common.buses.build_bus, where the factory lives now."""
+    from deephype.common import buses
 
-        return RabbitBus(settings, connection_name=connection_name)
-    from deephype.common.memory_bus import InMemoryBus
-
-    return InMemoryBus(settings)
+    return buses.build_bus(settings, connection_name=connection_name)

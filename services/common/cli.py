@@ -50,7 +50,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _broker_bus() -> Any:
-    from deephype.common.bus import build_bus
+    from deephype.common.buses import build_bus
     from deephype.common.settings import get_settings
 
     settings = get_settings()

@@ -14,7 +14,8 @@ from fastapi.templating import Jinja2Templates
 from jinja2 import Environment, PackageLoader, select_autoescape
 from pydantic import BaseModel, Field
 
-from deephype.common.bus import Bus, Subscription, build_bus
+from deephype.common.bus import Bus, Subscription
+from deephype.common.buses import build_bus
 from deephype.common.compose import PostFormat
 from deephype.common.contracts import Candidates, PublishedPost
 from deephype.common.db import Database

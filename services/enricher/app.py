@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from deephype.common.bus import Subscription, build_bus
+from deephype.common.bus import Subscription
+from deephype.common.buses import build_bus
 from deephype.common.contracts import SongMention
-from deephype.common.music_lookup.providers import SongInfoProvider, build_provider
+from deephype.common.music_lookup.build import build_provider
+from deephype.common.music_lookup.providers import SongInfoProvider
 from deephype.common.service import ServiceParts, create_app
 from deephype.common.settings import Settings, get_settings
 from deephype.enricher.handlers import make_enrich_handler

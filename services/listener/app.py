@@ -7,7 +7,8 @@ import threading
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Response
 
-from deephype.common.bus import Bus, build_bus
+from deephype.common.bus import Bus
+from deephype.common.buses import build_bus
 from deephype.common.db import Database
 from deephype.common.service import ServiceParts, create_app
 from deephype.common.settings import Settings, get_settings
@@ -32,7 +33,7 @@ def build_sources(settings: Settings) -> list[PostSource]:
         if name == "feed":
             sources.append(FeedFileSource(settings.listener_feed_path))
         elif name in {"x", "mastodon", "bluesky"}:
-            from deephype.listener.platforms import build_platform_source  # needs the listener extra
+            from deephype.common.platforms.build import build_platform_source  # needs the listener extra
 
             sources.append(build_platform_source(name, settings))
         else:

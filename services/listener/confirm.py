@@ -15,13 +15,13 @@ from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
 
+from deephype.common.music_lookup.build import build_provider
 from deephype.common.music_lookup.matching import normalize
 from deephype.common.music_lookup.providers import (
     OfflineCatalogProvider,
     ProviderError,
     RateLimited,
     SongInfoProvider,
-    build_provider,
 )
 from deephype.common.settings import DATA_DIR, Settings
 

@@ -5,16 +5,15 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Iterable
-from datetime import datetime
 from enum import StrEnum
 from typing import Any, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ValidationError
 
 from deephype.common.bus import Bus, derive_id
 from deephype.common.contracts import Platform, SongMention, utcnow
 from deephype.common.db import Database
-from deephype.common.normalise import NormalisedInput
+from deephype.common.platforms.base import RawPost
 from deephype.common.settings import Settings
 
 log = logging.getLogger("deephype.listener")
@@ -34,22 +33,6 @@ CREATE TABLE IF NOT EXISTS posts (
 );
 CREATE TABLE IF NOT EXISTS cursors (source TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
-
-
-class RawPost(NormalisedInput):
-    """A post as a source (or POST /v1/mentions) hands it to the listener; its text normalised here, at
-    the edge, before detection sees it."""
-
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
-
-    platform: Platform = Platform.http
-    post_id: str = Field(min_length=1, max_length=256)
-    author: str = Field(min_length=1, max_length=256)
-    text: str = Field(min_length=1, max_length=20_000)
-    url: str | None = Field(default=None, max_length=2048)
-    created_at: datetime | None = None
-    # The post mentions the bot: an on-demand request the poster may reply to.
-    mentions_bot: bool = False
 
 
 class IngestStatus(StrEnum):

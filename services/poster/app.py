@@ -10,7 +10,8 @@ from fastapi.responses import HTMLResponse
 from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup, escape
 
-from deephype.common.bus import Bus, Subscription, build_bus
+from deephype.common.bus import Bus, Subscription
+from deephype.common.buses import build_bus
 from deephype.common.compose import PostFormat
 from deephype.common.contracts import Approval, utcnow
 from deephype.common.db import Database
@@ -44,7 +45,9 @@ def build(
         publishers = {
             name: build_publisher(name, db, settings) for name in PostFormat.from_settings(settings).platforms
         }
-    dispatcher = Dispatcher(queue, publishers, bus.publish)
+    dispatcher = Dispatcher(
+        queue, publishers, bus.publish, retry_delays=settings.retry_delays, max_attempts=settings.max_attempts
+    )
 
     router = APIRouter(prefix="/v1", tags=["poster"])
 

@@ -18,11 +18,11 @@ import json
 import logging
 import random
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from deephype.common.bus import Handler, PermanentError, derive_id
+from deephype.common.bus import Handler, PermanentError, backoff_delay, derive_id
 from deephype.common.contracts import Approval, Envelope, PublishedPost, ReplyTarget, length_problem, utcnow
 from deephype.common.db import Database
 from deephype.common.signing import ApprovalKeys
@@ -57,8 +57,6 @@ CREATE TABLE IF NOT EXISTS outbox (
 );
 CREATE INDEX IF NOT EXISTS outbox_due ON outbox (state, due_at);
 """
-
-RETRY_UNKNOWN_SECONDS = 60.0  # an idempotent platform that timed out is asked again after this
 
 
 class PostQueue:
@@ -274,9 +272,14 @@ class Dispatcher:
         announce: Callable[[Envelope], None],
         *,
         interval: float = 1.0,
+        retry_delays: Sequence[float] = (1.0, 5.0, 30.0, 300.0, 3600.0),
+        max_attempts: int = 5,
     ) -> None:
         self.queue, self.publishers, self.announce = queue, _by_platform(publishers), announce
         self.interval = interval
+        # A refusal without a delay of its own, or an idempotent call that failed, waits a growing delay;
+        # after max_attempts of those the row fails (a rate limit with its own reset time does not count).
+        self.retry_delays, self.max_attempts = retry_delays, max_attempts
         self._stop, self._wake = threading.Event(), threading.Event()
         self._thread: threading.Thread | None = None
         self._run_lock = threading.Lock()
@@ -305,17 +308,22 @@ class Dispatcher:
         try:
             result = publisher.publish(row["text"], reply_to, idempotency_key=derive_id(approval_id, "post", platform))
         except PublishRefused as exc:
-            if exc.permanent:
+            attempts = row["attempts"] + 1
+            if exc.permanent or (exc.retry_after_seconds is None and attempts >= self.max_attempts):
                 log.error("%s refused %s for good: %s", platform, approval_id, exc)
                 self.queue.give_up(approval_id, platform, "failed", str(exc))
             else:
                 log.warning("%s refused %s for now: %s", platform, approval_id, exc)
-                self.queue.retry_later(approval_id, platform, exc.retry_after_seconds or 30.0, str(exc))
+                delay = exc.retry_after_seconds or backoff_delay(self.retry_delays, attempts)
+                self.queue.retry_later(approval_id, platform, delay, str(exc))
             return None
         except Exception as exc:
-            if publisher.idempotent:
+            if publisher.idempotent and row["attempts"] + 1 < self.max_attempts:
                 log.warning("posting %s to %s failed (%r); asking again later", approval_id, platform, exc)
-                self.queue.retry_later(approval_id, platform, RETRY_UNKNOWN_SECONDS, repr(exc))
+                delay = backoff_delay(self.retry_delays, row["attempts"] + 1)
+                self.queue.retry_later(approval_id, platform, delay, repr(exc))
+            elif publisher.idempotent:
+                self.queue.give_up(approval_id, platform, "failed", f"gave up after {self.max_attempts} tries: {exc!r}")
             else:
                 log.error("posting %s to %s was interrupted (%r): held for a human", approval_id, platform, exc)
                 self.queue.give_up(

@@ -1,44 +1,17 @@
-"""Where approved text goes. Each platform sits behind one small interface; dry-run is the default."""
+"""Where approved posts go: the dry-run timeline (the default) or a platform from deephype.common.platforms."""
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
-from typing import Protocol
 
 from deephype.common.bus import derive_id
 from deephype.common.contracts import PLATFORM_TEXT_LIMITS, Platform, ReplyTarget, utcnow
 from deephype.common.db import Database
 
+# Re-exported: the poster's code and tests name them from here.
+from deephype.common.platforms.base import Publisher, PublishRefused, PublishResult
+
 log = logging.getLogger("deephype.poster")
-
-
-@dataclass(frozen=True)
-class PublishResult:
-    post_id: str
-    url: str | None
-
-
-class PublishRefused(Exception):
-    """The platform answered and did NOT publish (4xx, 429, 5xx with a response): safe to try again later."""
-
-    def __init__(self, reason: str, retry_after_seconds: float | None = None, permanent: bool = False) -> None:
-        super().__init__(reason)
-        self.retry_after_seconds = retry_after_seconds
-        self.permanent = permanent
-
-
-class Publisher(Protocol):
-    platform: Platform
-    # True when calling publish again with the same key can never make a second post
-    # (Mastodon's Idempotency-Key, our own dry-run table). Otherwise an interrupted call is never retried.
-    idempotent: bool
-
-    @property
-    def text_limit(self) -> int: ...
-
-    def publish(self, text: str, reply_to: ReplyTarget | None, idempotency_key: str) -> PublishResult:
-        """Publish, or raise PublishRefused when the platform said no. Any other error means 'unknown'."""
 
 
 TIMELINE_SCHEMA = """
@@ -91,7 +64,10 @@ def build_publisher(platform: str, db: Database, settings: object) -> Publisher:
     if platform == "dry_run":
         return DryRunPublisher(db)
     if platform in {"x", "mastodon", "bluesky"}:
-        from deephype.poster.platforms import build_platform_publisher  # needs the poster extra
+        from deephype.common.platforms.build import build_platform_publisher  # needs the poster extra
 
         return build_platform_publisher(platform, settings)
     raise ValueError(f"unknown poster_platform {platform!r} (dry_run, x, mastodon or bluesky)")
+
+
+__all__ = ["DryRunPublisher", "PublishRefused", "PublishResult", "Publisher", "build_publisher"]

@@ -6,6 +6,7 @@
 - GET  /xrpc/app.bsky.notification.listNotifications ?limit, cursor → {notifications: [...], cursor}
 - GET  /xrpc/app.bsky.feed.getPosts             ?uris=…&uris=… → {posts: [PostView]}
 - POST /xrpc/com.atproto.repo.createRecord      {repo, collection, record} → {uri, cid, commit, validationStatus}
+- GET  /xrpc/com.atproto.identity.resolveHandle ?handle → {did}
 
 Errors are {"error": Name, "message": ...}; answers carry ratelimit-limit / -remaining / -reset (epoch
 seconds) / -policy. Tokens are JWTs (unsigned for our purposes, but with the real claims: scope, sub,
@@ -23,6 +24,8 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
+
+import regex
 
 from tests.fakes.server import FakeAPI, FakeRequest, FakeResponse, FakeServer, Fault
 
@@ -226,6 +229,12 @@ class FakeBluesky(FakeAPI):
             return self._ok({"posts": [self._post_view(p) for p in self.posts if p.uri in uris]})
         if method == "com.atproto.repo.createRecord" and request.method == "POST":
             return self._create_record(request)
+        if method == "com.atproto.identity.resolveHandle" and request.method == "GET":
+            handle = (request.query.get("handle") or [""])[0]
+            actor = self.actors.get(handle)
+            if actor is None:
+                return xrpc_error(400, "InvalidRequest", "Unable to resolve handle")
+            return self._ok({"did": actor.did})
         return xrpc_error(501, "MethodNotImplemented", f"Method Not Implemented: {method}")
 
     def _bearer(self, request: FakeRequest) -> str:
@@ -333,7 +342,7 @@ class FakeBluesky(FakeAPI):
             return xrpc_error(401, "InvalidToken", "Token could not be used for this repo")
         if body.get("collection") != "app.bsky.feed.post":
             return xrpc_error(400, "InvalidRequest", "Only app.bsky.feed.post in this fake")
-        if len(text) > 300:
+        if len(regex.findall(r"\X", text)) > 300:  # graphemes, as the lexicon's maxGraphemes
             return xrpc_error(
                 400,
                 "InvalidRequest",
@@ -347,6 +356,7 @@ class FakeBluesky(FakeAPI):
                 if (ref.get("uri"), ref.get("cid")) not in known:
                     return xrpc_error(400, "InvalidRequest", f"Invalid reply {part}: unknown post")
         post = self.post(self.bot.handle, text, reply)
+        post.facets = record.get("facets") or []  # the client's own rich text, as sent
         return self._ok(
             {
                 "uri": post.uri,

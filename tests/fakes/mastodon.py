@@ -77,6 +77,7 @@ class FakeStatus:
     created_at: datetime
     in_reply_to_id: str | None = None
     reblog_of: FakeStatus | None = None
+    visibility: str = "public"
 
 
 @dataclass
@@ -267,7 +268,7 @@ class FakeMastodon(FakeAPI):
             "in_reply_to_account_id": None,
             "sensitive": False,
             "spoiler_text": "",
-            "visibility": "public",
+            "visibility": status.visibility,
             "language": "en",
             "uri": f"https://{status.account.domain}/users/{status.account.username}/statuses/{status.id}",
             "url": None if status.reblog_of else url,
@@ -317,7 +318,11 @@ class FakeMastodon(FakeAPI):
         reply_to = params.get("in_reply_to_id")
         if reply_to and not any(str(s.id) == str(reply_to) for s in self.statuses):
             return self._error(404)
+        visibility = params.get("visibility") or "public"
+        if visibility not in {"public", "unlisted", "private", "direct"}:
+            return FakeResponse.json({"error": f"Validation failed: Visibility {visibility} is not valid"}, 422)
         status = self.post(self.bot.username, text, in_reply_to_id=str(reply_to) if reply_to else None)
+        status.visibility = visibility
         if key:
             self.idempotency_keys[key] = status
         return self._ok(self._status_object(status))

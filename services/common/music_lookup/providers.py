@@ -25,7 +25,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from deephype.common.contracts import AudioFeatures
 from deephype.common.db import Database
 from deephype.common.music_lookup.matching import bare_title, normalize
-from deephype.common.settings import Settings
 
 log = logging.getLogger("deephype.common.music_lookup.providers")
 
@@ -210,30 +209,3 @@ class CachedProvider:
 # --- choosing one ----------------------------------------------------------------------------------------
 
 PROVIDERS = ("offline", "spotify", "musicbrainz")
-
-
-def build_provider(
-    settings: Settings,
-    choice: str | None = None,
-    *,
-    service: str = "enricher",
-    timeout_seconds: float = 10.0,
-) -> SongInfoProvider:
-    """The provider `choice` names (default: settings.enricher_provider); network providers come wrapped in
-    a cache kept in `service`'s state folder."""
-    choice = (choice if choice is not None else settings.enricher_provider).strip().lower()
-    if choice == "offline":
-        return OfflineCatalogProvider(settings.enricher_catalog_path)
-    inner: SongInfoProvider
-    if choice == "spotify":
-        from deephype.common.music_lookup.spotify import SpotifyProvider
-
-        inner = SpotifyProvider.from_settings(settings, timeout_seconds)
-    elif choice == "musicbrainz":
-        from deephype.common.music_lookup.musicbrainz import MusicBrainzProvider
-
-        inner = MusicBrainzProvider.from_settings(settings, timeout_seconds)
-    else:
-        raise ValueError(f"unknown song info provider {choice!r}; choose one of {PROVIDERS}")
-    cache_path = settings.service_state_dir(service) / f"{choice}-cache.sqlite3"
-    return CachedProvider(inner, cache_path, settings.enricher_cache_ttl_seconds)

@@ -1,0 +1,1 @@
+"""X, Mastodon and Bluesky, one module each, shared by the listener (reading) and the poster (posting)."""
