@@ -25,7 +25,16 @@ from deephype.common.signing import ApprovalKeys
 from deephype.curator.auth import SESSION_COOKIE, SESSION_MAX_AGE, Auth, Session, TokenError
 from deephype.curator.email import EmailSender, build_sender
 from deephype.curator.handlers import make_candidates_handler, make_published_handler
-from deephype.curator.review import STATUSES, decided_by_words, plain_scores, platform_name, queue_page, song_context
+from deephype.curator.review import (
+    STATUSES,
+    decided_by_words,
+    plain_scores,
+    platform_name,
+    queue_page,
+    shorten_hint,
+    song_context,
+    when,
+)
 from deephype.curator.store import (
     SCHEMA,
     AlreadyDecided,
@@ -42,7 +51,9 @@ log = logging.getLogger("deephype.curator")
 templates = Jinja2Templates(
     env=Environment(loader=PackageLoader("deephype.curator", "templates"), autoescape=select_autoescape(["html"]))
 )
-templates.env.globals.update(plain_scores=plain_scores, platform_name=platform_name, decided_by_words=decided_by_words)
+templates.env.globals.update(
+    plain_scores=plain_scores, platform_name=platform_name, decided_by_words=decided_by_words, when=when
+)
 
 
 class ApproveRequest(BaseModel):
@@ -334,7 +345,8 @@ def build(settings: Settings, bus: Bus, sender: EmailSender | None = None) -> tu
 
         def refused(problem: str) -> Response:
             # Back to the form with the edit kept and what to change: a refused edit is never a dead end.
-            flash = f"Not approved: {problem}. Change it and approve again."
+            hints = "".join(shorten_hint(text, post_platform) for text in (kept or {}).values())
+            flash = f"Not approved: {problem}.{hints} Change it and approve again."
             return song_response(request, session, set_id, 422, kept=kept or {}, flash=flash, flash_kind="error")
 
         # Bad input is refused before a review link is spent, so the curator can fix the text and retry.
@@ -375,9 +387,7 @@ def build(settings: Settings, bus: Bus, sender: EmailSender | None = None) -> tu
             request,
             set_id,
             csrf,
-            lambda by, token_id: (
-                approve(set_id, candidate_id, text, by, token_id, post, now) or "Approved: it will be posted shortly."
-            ),
+            lambda by, token_id: approve(set_id, candidate_id, text, by, token_id, post, now) or "Approved.",
             check=lambda: approval_text_problem(text.strip(), post_platform),
             kept={"own": text} if own else {candidate_id: text if post is None else post},
         )

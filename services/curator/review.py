@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from deephype.common.compose import track_url
-from deephype.common.contracts import PLATFORM_TEXT_LIMITS, Candidates
+from deephype.common.contracts import PLATFORM_TEXT_LIMITS, Candidates, text_length
 from deephype.curator.store import CuratorStore, SongView
 
 STATUSES = ("pending", "approved", "rejected", "published")
@@ -114,11 +114,22 @@ class Outcome:
         if self.decision == "rejected":
             return "Rejected: nothing will be posted."
         if self.published_at:
-            return f"Published on {platform_name(self.post_platform or '')} at {self.published_at[:16]} UTC."
+            return f"Published on {platform_name(self.post_platform or '')} at {when(self.published_at)} UTC."
         if self.sent_at:
-            when = "as soon as it can" if self.post_now else "at its turn in the poster's schedule"
-            return f"With the poster since {self.sent_at[:16]} UTC: queued, it will be posted {when}."
+            turn = "as soon as it can" if self.post_now else "at its turn in the poster's schedule"
+            return f"With the poster since {when(self.sent_at)} UTC: queued, it will be posted {turn}."
         return "Approved; waiting to reach the poster (the message broker has not taken it yet, it is retried)."
+
+
+def when(iso: str) -> str:
+    """An ISO timestamp to the minute, as people write it."""
+    return iso[:16].replace("T", " ")
+
+
+def shorten_hint(text: str, platform: str) -> str:
+    """How much a refused text must lose to fit `platform`; empty when length is not the problem."""
+    over = text_length(text.strip(), platform) - PLATFORM_TEXT_LIMITS.get(platform, 10**9)
+    return f" Cut at least {over} characters." if over > 0 else ""
 
 
 def outcome(store: CuratorStore, set_id: str) -> Outcome | None:
