@@ -5,9 +5,11 @@ platform, with the time it is due (schedule.py); only then is the message acked.
 due. Each row records the state before and after the platform call:
 - 'queued': waiting for its time. 'publishing' is written (and committed) before the call, 'published'
   with the post id after, and the PublishedPost is announced on the bus (again after a crash, same id).
-- 'publishing' found at start: we crashed during the call and cannot know if it went out. An idempotent
-  platform (dry-run, Mastodon with its Idempotency-Key) is simply called again; for the others the row is
-  'held' for a human to check, because posting twice is worse than not posting.
+- 'publishing' found at start: we crashed during the call. An idempotent platform (dry-run, Mastodon with
+  its Idempotency-Key) is simply called again; X and Bluesky are asked for the bot's latest posts: found
+  means it went out (recorded, not posted again), not found means it did not (posted now). Where that
+  cannot be told, the row is 'held' for a human, because posting twice is worse than not posting.
+  (One poster process per state folder: the queue's dispatcher is not shared between copies.)
 - 'failed': the platform refused for good (a 4xx); retrying the same request cannot help.
 One platform failing changes only its own row: the others go out on their own schedule.
 """
@@ -26,7 +28,7 @@ from deephype.common.bus import Handler, PermanentError, backoff_delay, derive_i
 from deephype.common.contracts import Approval, Envelope, PublishedPost, ReplyTarget, length_problem, utcnow
 from deephype.common.db import Database
 from deephype.common.signing import ApprovalKeys
-from deephype.poster.publishers import Publisher, PublishRefused
+from deephype.poster.publishers import Publisher, PublishRefused, PublishResult
 from deephype.poster.schedule import Clock, Pacing, stamp, unstamp
 
 log = logging.getLogger("deephype.poster")
@@ -159,19 +161,12 @@ class PostQueue:
         rows = self.db.query("SELECT message FROM outbox WHERE state='published' AND announced=0")
         return [PublishedPost.model_validate_json(row["message"]) for row in rows]
 
-    def recover(self, idempotent: Callable[[str], bool]) -> None:
-        """After a crash: calls that were under way are made again where that is safe, else held."""
-        for row in self.db.query("SELECT approval_id, platform FROM outbox WHERE state='publishing'"):
-            if idempotent(row["platform"]):
-                self._update(row["approval_id"], row["platform"], "state='queued'")
-            else:
-                self.give_up(
-                    row["approval_id"],
-                    row["platform"],
-                    "held",
-                    f"the poster stopped while posting to {row['platform']}: it may have gone out; check the "
-                    "account, then requeue or drop it",
-                )
+    def in_flight(self) -> list[Any]:
+        """Rows whose platform call was under way when the poster stopped."""
+        return self.db.query("SELECT * FROM outbox WHERE state='publishing'")
+
+    def requeue(self, approval_id: str, platform: str, note: str | None = None) -> None:
+        self._update(approval_id, platform, "state='queued', due_at=?, error=?", stamp(self.clock()), note)
 
     def mark_now(self, approval_id: str) -> int:
         """The curator's "now": every queued platform of this approval is due at once."""
@@ -285,7 +280,37 @@ class Dispatcher:
         self._run_lock = threading.Lock()
 
     def recover(self) -> None:
-        self.queue.recover(lambda platform: platform in self.publishers and self.publishers[platform].idempotent)
+        """After a crash, each call that was under way: made again where that is safe (an idempotent
+        platform), looked up on the account where the platform can say (X, Bluesky: found means published,
+        not found means it never went out), and held for a human where nobody can tell."""
+        for row in self.queue.in_flight():
+            approval_id, platform = row["approval_id"], row["platform"]
+            publisher = self.publishers.get(platform)
+            if publisher is None:
+                continue
+            if publisher.idempotent:
+                self.queue.requeue(approval_id, platform)
+                continue
+            find_posted = getattr(publisher, "find_posted", None)
+            try:
+                found = find_posted(row["text"]) if find_posted is not None else None
+            except Exception as exc:
+                log.warning("could not check %s for post %s after a crash: %r", platform, approval_id, exc)
+                find_posted = None
+            if find_posted is None:
+                self.queue.give_up(
+                    approval_id,
+                    platform,
+                    "held",
+                    f"the poster stopped while posting to {platform}: it may have gone out; check the "
+                    "account, then requeue or drop it",
+                )
+            elif found is None:
+                log.info("%s has no post %s: it never went out, posting it now", platform, approval_id)
+                self.queue.requeue(approval_id, platform, "cut off by a crash before it went out")
+            else:
+                log.info("%s already has post %s (%s): recorded, not posted again", platform, approval_id, found.url)
+                self.queue.finish(self._published(row, publisher, found))
 
     def run_due(self) -> list[PublishedPost]:
         """Post every row that is due now; returns what went out."""
@@ -334,10 +359,16 @@ class Dispatcher:
                     "to never post twice: check the account, then requeue or drop it",
                 )
             return None
-        post = PublishedPost(
-            message_id=derive_id(approval_id, "published", platform),
+        post = self._published(row, publisher, result)
+        self.queue.finish(post)
+        log.info("published %s - %s to %s: %s", row["artist"], row["title"], platform, result.url or result.post_id)
+        return post
+
+    def _published(self, row: Any, publisher: Publisher, result: PublishResult) -> PublishedPost:
+        return PublishedPost(
+            message_id=derive_id(row["approval_id"], "published", row["platform"]),
             trace_id=row["trace_id"],
-            approval_id=approval_id,
+            approval_id=row["approval_id"],
             candidate_id=row["candidate_id"],
             platform=publisher.platform,
             post_id=result.post_id,
@@ -346,9 +377,6 @@ class Dispatcher:
             dry_run=publisher.platform.value == "dry_run",
             published_at=self.queue.clock(),
         )
-        self.queue.finish(post)
-        log.info("published %s - %s to %s: %s", row["artist"], row["title"], platform, result.url or result.post_id)
-        return post
 
     def _announce_pending(self) -> None:
         for post in self.queue.unannounced():
@@ -363,6 +391,10 @@ class Dispatcher:
         self._wake.set()
 
     def _run(self) -> None:
+        try:
+            self.recover()  # here, not in start(): looking posts up on a platform must not hold up startup
+        except Exception:
+            log.exception("recovering the calls cut off by the last stop failed; they stay as they are")
         while not self._stop.is_set():
             try:
                 self.run_due()
@@ -372,7 +404,6 @@ class Dispatcher:
             self._wake.clear()
 
     def start(self) -> None:
-        self.recover()
         self._thread = threading.Thread(target=self._run, name="poster-dispatch", daemon=True)
         self._thread.start()
 

@@ -7,6 +7,7 @@
 - GET  /xrpc/app.bsky.feed.getPosts             ?uris=…&uris=… → {posts: [PostView]}
 - POST /xrpc/com.atproto.repo.createRecord      {repo, collection, record} → {uri, cid, commit, validationStatus}
 - GET  /xrpc/com.atproto.identity.resolveHandle ?handle → {did}
+- GET  /xrpc/app.bsky.feed.getAuthorFeed       ?actor, limit, cursor → {feed: [{post}], cursor}
 
 Errors are {"error": Name, "message": ...}; answers carry ratelimit-limit / -remaining / -reset (epoch
 seconds) / -policy. Tokens are JWTs (unsigned for our purposes, but with the real claims: scope, sub,
@@ -229,6 +230,10 @@ class FakeBluesky(FakeAPI):
             return self._ok({"posts": [self._post_view(p) for p in self.posts if p.uri in uris]})
         if method == "com.atproto.repo.createRecord" and request.method == "POST":
             return self._create_record(request)
+        if method == "app.bsky.feed.getAuthorFeed" and request.method == "GET":
+            actor = (request.query.get("actor") or [""])[0]
+            own = [p for p in self.posts if actor in {p.author.did, p.author.handle}]
+            return self._page(request, [(p.indexed_at, {"post": self._post_view(p)}) for p in own], "feed")
         if method == "com.atproto.identity.resolveHandle" and request.method == "GET":
             handle = (request.query.get("handle") or [""])[0]
             actor = self.actors.get(handle)

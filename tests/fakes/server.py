@@ -60,6 +60,8 @@ class Fault:
     response: FakeResponse | None = None
     hang: bool = False
     times: int | None = None
+    # Do what was asked (the post is made), then hang instead of answering: a crash mid-call that "went out".
+    hang_after: bool = False
 
     @classmethod
     def status(cls, code: int, body: bytes = b"", headers: dict[str, str] | None = None, **kw: Any) -> Fault:
@@ -146,6 +148,10 @@ class FakeServer:
             self.requests.append(request)
         fault = self._fault_for(request.path)
         if fault is not None and fault.hang:
+            self._stopping.wait()
+            return None
+        if fault is not None and fault.hang_after:
+            self.app(request)
             self._stopping.wait()
             return None
         if fault is not None and fault.response is not None:

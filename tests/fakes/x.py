@@ -1,6 +1,7 @@
 """A fake X API v2 (docs.x.com/x-api), the endpoints the listener and poster use, in X's wire format:
 
 - GET  /2/users/me                                   → {"data": user}
+- GET  /2/users/{id}/tweets                          } (the user's own posts)
 - GET  /2/users/{id}/mentions                        } ?since_id, max_results (5..100), pagination_token,
 - GET  /2/users/{id}/timelines/reverse_chronological }  tweet.fields, expansions=author_id, user.fields
 - GET  /2/tweets/search/recent                       ?query, since_id, max_results (10..100), next_token
@@ -138,13 +139,15 @@ class FakeX(FakeAPI):
             return problem(401)
         if path == "/2/users/me" and request.method == "GET":
             return self._ok({"data": self._user_object(self.users[BOT[0]])})
-        match = re.fullmatch(r"/2/users/(\d+)/(mentions|timelines/reverse_chronological)", path)
+        match = re.fullmatch(r"/2/users/(\d+)/(mentions|timelines/reverse_chronological|tweets)", path)
         if match and request.method == "GET":
             user = self.users.get(match.group(1))
             if user is None:
                 return problem(404, f"Could not find user with id: [{match.group(1)}].")
             if match.group(2) == "mentions":
                 tweets = [t for t in self.tweets if f"@{user.username.lower()}" in t.text.lower()]
+            elif match.group(2) == "tweets":  # the user's own posts
+                tweets = [t for t in self.tweets if t.author_id == user.id]
             else:
                 tweets = list(self.tweets)
             return self._timeline(request, tweets, "pagination_token", low=5)

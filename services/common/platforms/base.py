@@ -8,9 +8,11 @@ and auth, errors and rate-limit headers, reading timelines, posting, URLs. build
 
 from __future__ import annotations
 
+import html
 import json
 import logging
 import os
+import re
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -240,6 +242,22 @@ class Publisher(Protocol):
 
     def publish(self, text: str, reply_to: ReplyTarget | None, idempotency_key: str) -> PublishResult:
         """Publish, or raise PublishRefused when the platform said no. Any other error means 'unknown'."""
+
+
+class FindsOwnPosts(Protocol):
+    """A platform without idempotency keys that can say, after a crash, whether a post went out."""
+
+    def find_posted(self, text: str) -> PublishResult | None:
+        """The bot's recent post with this text, or None when there is none. Raises when it cannot tell."""
+
+
+_LINK = re.compile(r"https?://\S+")
+
+
+def same_post_text(posted: str, ours: str) -> bool:
+    """Whether a post read back from a platform is ours: links compared as links (X shortens them to t.co),
+    HTML entities undone (X escapes &, <, >)."""
+    return _LINK.sub("<link>", html.unescape(posted).strip()) == _LINK.sub("<link>", ours.strip())
 
 
 def refusal_for_status(platform: str, status: int, detail: str, retry_after: float | None) -> PublishRefused:

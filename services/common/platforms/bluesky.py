@@ -27,6 +27,7 @@ from deephype.common.platforms.base import (
     refusal_for_status,
     reply_id,
     require,
+    same_post_text,
     write_private,
 )
 
@@ -299,6 +300,14 @@ class BlueskyPublisher:
                 raise  # timeout or lost connection during createRecord: it may have posted
             raise self._refusal(exc) from exc
         return PublishResult(post_id=created.uri, url=bluesky_post_url(self.session.handle, created.uri))
+
+    def find_posted(self, text: str) -> PublishResult | None:
+        """After a crash mid-call: is this text among the bot's latest posts?"""
+        feed = self.session.call(lambda client: client.get_author_feed(actor=self.session.did, limit=30))
+        for item in feed.feed:
+            if same_post_text(getattr(item.post.record, "text", "") or "", text):
+                return PublishResult(post_id=item.post.uri, url=bluesky_post_url(self.session.handle, item.post.uri))
+        return None
 
     def _reply_ref(self, uri: str | None) -> Any:
         """A reply names the post it answers (parent) and the top of its thread (root), each by uri + cid."""

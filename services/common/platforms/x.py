@@ -26,6 +26,7 @@ from deephype.common.platforms.base import (
     refusal_for_status,
     reply_id,
     require,
+    same_post_text,
 )
 
 log = logging.getLogger("deephype.platforms")
@@ -247,6 +248,15 @@ class XPublisher:
             raise self._refusal(exc) from exc
         post_id = str(response.data["id"])
         return PublishResult(post_id=post_id, url=f"https://x.com/{username}/status/{post_id}")
+
+    def find_posted(self, text: str) -> PublishResult | None:
+        """After a crash mid-call: is this text among the bot's latest posts?"""
+        me = x_me(self.client)
+        response = self.client.get_users_tweets(me.id, max_results=20, user_auth=True)
+        for tweet in response.data or []:
+            if same_post_text(tweet.text, text):
+                return PublishResult(post_id=str(tweet.id), url=f"https://x.com/{me.username}/status/{tweet.id}")
+        return None
 
     def _own_username(self) -> str:
         """The bot's username for post URLs. Nothing is posted yet, so any failure here is a refusal."""
