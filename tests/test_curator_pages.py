@@ -103,3 +103,28 @@ def test_the_queue_is_paged_newest_first_with_a_filter_per_status(tmp_path: Path
         assert client.get("/?status=everything").status_code == 400
         assert client.get("/?page=0").status_code == 422
         assert len(re.findall(r'id="row-', client.get("/?page=99").text)) == 5  # past the end: the last page
+
+
+def test_a_review_link_opens_its_own_song_and_no_other(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path, curator_secret_key="k" * 32)
+    bus = InMemoryBus(settings)
+    parts, store, auth = build(settings, bus)
+    mine, other = candidates("own-song"), candidates("other-song")
+    store.add_candidates(mine)
+    store.add_candidates(other)
+    with TestClient(create_app(parts, bus)) as client:
+        page = client.get(f"/review/{auth.review_token(mine.message_id)}")
+        assert f"/songs/{mine.message_id}" in str(page.url)
+        csrf = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)  # type: ignore[union-attr]
+        assert client.get("/", follow_redirects=False).headers["location"] == f"/songs/{mine.message_id}"
+        for response in (
+            client.get(f"/songs/{other.message_id}", follow_redirects=False),
+            client.post(f"/songs/{other.message_id}/reject", data={"csrf": csrf}, follow_redirects=False),
+            client.post(
+                f"/songs/{other.message_id}/approve",
+                data={"csrf": csrf, "candidate_id": other.candidates[0].candidate_id, "text": "Mine now."},
+                follow_redirects=False,
+            ),
+        ):
+            assert (response.status_code, response.headers["location"]) == (303, "/login")
+    assert store.song(other.message_id).status == "pending"
