@@ -253,3 +253,32 @@ def test_the_schedule_survives_a_restart(tmp_path: Path, clock: TestClock) -> No
     again = PostQueue(Database(tmp_path / "poster.sqlite3", SCHEMA), pacing, clock)
     assert again.schedule() == before
     assert [row["due_at"] for row in before] == [START.isoformat(), (START + timedelta(minutes=30)).isoformat()]
+
+
+def test_the_timeline_page_and_the_queue_show_each_post_as_it_looks_and_when(tmp_path: Path) -> None:
+    from fastapi.testclient import TestClient
+
+    from deephype.common.memory_bus import InMemoryBus
+    from deephype.common.service import create_app
+    from deephype.poster.app import build
+    from tests.conftest import make_settings
+
+    clock = TestClock(START)
+    settings = make_settings(tmp_path, poster_min_gap_seconds=3600.0, poster_gap_jitter_seconds=0.0)
+    bus = InMemoryBus(settings)
+    parts, queue = build(settings, bus, clock=clock)
+    [handle] = parts.subscriptions[0].handlers.values()
+    handle(approval(tmp_path / "a", "Out now <script>alert(1)</script>", post_platform="dry_run", post_id="a"))
+    handle(approval(tmp_path / "b", "Later on.", post_platform="dry_run", post_id="b"))
+    Dispatcher(queue, DryRunPublisher(queue.db), bus.publish).run_due()
+    with TestClient(create_app(parts, bus)) as client:
+        page = client.get("/")
+        scheduled = client.get("/v1/queue").json()
+        published = client.get("/v1/posts").json()
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page.text and "<script>alert" not in page.text
+    assert "Low Tide - &#34;Glass Harbour&#34;" in page.text or 'Low Tide - "Glass Harbour"' in page.text
+    assert "dry_run" in page.text and "2026-12-01 12:00 UTC" in page.text and "2026-12-01 13:00 UTC" in page.text
+    assert published[0]["url"] in page.text
+    assert [(row["state"], row["due_at"]) for row in scheduled] == [("queued", "2026-12-01T13:00:00+00:00")]
+    assert scheduled[0]["text"].startswith("Later on.\n\nLow Tide")
