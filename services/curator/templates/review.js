@@ -28,8 +28,9 @@
   }
 
   function update(box) {
-    box.style.height = "auto"; // grow to the text, so a whole post is seen without scrolling inside it
-    box.style.height = box.scrollHeight + 4 + "px";
+    // Grow to the text, so a whole post is seen without scrolling inside it (an empty box keeps its size).
+    box.style.height = "";
+    if (box.value) box.style.height = Math.max(box.scrollHeight + 4, box.offsetHeight) + "px";
     var out = document.getElementById(box.getAttribute("aria-describedby"));
     var limit = parseInt(box.dataset.limit, 10);
     var frame = box.dataset.frame;
@@ -47,6 +48,7 @@
     update(box);
     box.addEventListener("input", function () { update(box); });
   });
+  window.addEventListener("resize", function () { boxes.forEach(update); }); // a turned phone rewraps
 
   var forms = Array.prototype.slice.call(document.querySelectorAll("form.candidate"));
   var current = 0;
