@@ -96,6 +96,8 @@ def test_walk_the_queue_edit_with_a_live_count_approve_and_see_it_published(pace
     assert quote.text == "#np Low Tide - Glass Harbour"
     assert page.find_element(By.LINK_TEXT, "open the original post").get_attribute("href") == POST_URL
     assert "the dry-run timeline, as a new post" in page.find_element(By.CSS_SELECTOR, ".destination").text
+    lookup = page.find_element(By.LINK_TEXT, "look the song up").get_attribute("href")  # no provider id: a search
+    assert lookup.startswith("https://musicbrainz.org/search?") and "Glass+Harbour" in lookup
     judges = [j.text for j in page.find_elements(By.CSS_SELECTOR, "#candidate-1 .judge")]
     assert judges == ["fluent: reads smoothly", "on-genre: 74% likely", "novel: a fresh angle"]
     raw = page.find_element(By.CSS_SELECTOR, "#candidate-1 details.raw")

@@ -10,6 +10,7 @@ import json
 import math
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlencode
 
 from deephype.common.compose import track_url
 from deephype.common.contracts import PLATFORM_TEXT_LIMITS, Candidates, text_length
@@ -226,6 +227,9 @@ def song_context(store: CuratorStore, song: SongView, platforms: list[str]) -> d
     return {
         "song": song,
         "song_url": track_url(message.enriched.song.track_id) or track_url(mention.spotify_track_id),
+        # No id from a provider (the offline catalog): a search the curator can still listen from.
+        "song_search_url": "https://musicbrainz.org/search?"
+        + urlencode({"type": "recording", "query": f'artist:"{song.artist}" AND recording:"{song.title}"'}),
         "mention_platform": mention.platform.value,
         "destination": destination(song.mention_author, platforms, mention.platform.value, mention.on_demand),
         "platform": platforms[0],
