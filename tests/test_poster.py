@@ -90,7 +90,7 @@ def test_a_redelivered_approval_is_queued_and_published_once(tmp_path: Path, db:
     assert handle(message) == [] and handle(message) == []
     [post] = dispatcher.run_due()
     assert dispatcher.run_due() == []
-    handle(message)  # after it went out, too
+    assert handle(message) == [post]  # after it went out: announced again with the same id, deduped downstream
     assert dispatcher.run_due() == [] and announced == [post]
     assert post.trace_id == message.trace_id and post.dry_run
     assert post.text == 'First take.\n\nLow Tide - "Glass Harbour"'  # composed: it says what it is about

@@ -27,6 +27,7 @@ from typing import Any
 from deephype.common.bus import Handler, PermanentError, backoff_delay, derive_id
 from deephype.common.contracts import Approval, Envelope, PublishedPost, ReplyTarget, length_problem, utcnow
 from deephype.common.db import Database
+from deephype.common.logs import trace
 from deephype.common.signing import ApprovalKeys
 from deephype.poster.publishers import Publisher, PublishRefused, PublishResult
 from deephype.poster.schedule import Clock, Pacing, stamp, unstamp
@@ -239,6 +240,12 @@ def make_approval_handler(
         if problems:
             raise PermanentError("not queued, " + "; ".join(problems))
         now = message.post_now or (replies_skip_queue and message.reply_to is not None)
+        # A redelivery of an approval already posted: its posts are announced again (same ids, deduped).
+        again = [
+            PublishedPost.model_validate_json(row["message"])
+            for platform in texts
+            if (row := queue.get(message.message_id, platform)) is not None and row["state"] == "published"
+        ]
         for platform, text in texts.items():
             if queue.enqueue(message, platform, text, now=now):
                 row = queue.get(message.message_id, platform)
@@ -246,7 +253,7 @@ def make_approval_handler(
                     "queued %s - %s for %s, due %s", message.song.artist, message.song.title, platform, row["due_at"]
                 )
         wake()
-        return []
+        return again
 
     return handle
 
@@ -317,7 +324,9 @@ class Dispatcher:
         with self._run_lock:
             sent = []
             for row in self.queue.due():
-                if (post := self._publish(row)) is not None:
+                with trace(row["trace_id"]):  # this post's log lines carry its mention's trace id
+                    post = self._publish(row)
+                if post is not None:
                     sent.append(post)
             self._announce_pending()
             return sent
