@@ -187,3 +187,43 @@ def test_x_replies_only_to_a_post_that_mentioned_the_bot(tmp_path: Path, x: fx.F
     bodies = [json.loads(r.body) for r in posts_to(x, "/2/tweets")]
     assert [b.get("reply") for b in bodies] == [{"in_reply_to_tweet_id": str(ask.id)}, None]
     assert bodies[0]["text"].startswith("Since you asked.") and bodies[1]["text"].startswith("Overheard.")
+
+
+def test_the_curator_edits_the_composed_post(tmp_path: Path) -> None:
+    # Only the commentary edited in the post box: each platform keeps its own template around it.
+    fmt = PostFormat(("x", "mastodon"), templates={"mastodon": "{text} {link} #nowplaying"})
+    store = CuratorStore(Database(tmp_path / "c.sqlite3", CURATOR_SCHEMA), KEYS, fmt)
+    message = candidates("e1")
+    store.add_candidates(message)
+    shown = 'First take.\n\nLow Tide - "Glass Harbour"'  # what the page shows for candidate 1 (no link known)
+    assert store.song(message.message_id).candidates[0].composed == shown
+    first = message.candidates[0].candidate_id
+    approval = store.approve(
+        message.message_id, first, None, by="t", post_platform=fmt.platforms, post_text=shown.replace("First", "Best")
+    )
+    assert approval.final_text == "Best take." and approval.edited
+    assert approval.posts == {"x": 'Best take.\n\nLow Tide - "Glass Harbour"', "mastodon": "Best take. #nowplaying"}
+
+    # The credit line itself edited: posted as written, everywhere.
+    other = candidates("e2")
+    store.add_candidates(other)
+    mine = "Best take.\n\nLow Tide, Glass Harbour (2024)"
+    approval = store.approve(
+        other.message_id, other.candidates[0].candidate_id, None, by="t", post_platform=fmt.platforms, post_text=mine
+    )
+    assert approval.posts == {"x": mine, "mastodon": mine} and approval.edited
+
+    # The post box left as shown, the sentence edited: the sentence decides.
+    third = candidates("e3")
+    store.add_candidates(third)
+    shown_here = fmt.compose("x", "First take.", third.enriched.song, None)
+    approval = store.approve(
+        third.message_id,
+        third.candidates[0].candidate_id,
+        "A new sentence.",
+        by="t",
+        post_platform=fmt.platforms,
+        post_text=shown_here,
+        post_now=True,
+    )
+    assert approval.posts["x"].startswith("A new sentence.\n\n") and approval.post_now

@@ -1,8 +1,8 @@
 """A post says what it is about: the approved commentary placed in a per-platform template with the song.
 
 The curator composes each platform's post (and the human sees and may edit it); the poster posts it as
-signed. A template names any of {text}, {artist}, {title}, {link}; a line whose link is unknown loses the
-trailing space the empty link would leave.
+signed. A template names any of {text}, {artist}, {title}, {link}; where the link is unknown it is left
+out with the spaces before it.
 """
 
 from __future__ import annotations
@@ -51,12 +51,20 @@ def song_link(enriched: EnrichedSong) -> str | None:
     return track_url(enriched.song.track_id) or track_url(mention.spotify_track_id) or mention.url
 
 
+_NO_LINK = "\x00nolink\x00"
+
+
+def _render(template: str, text: str, song: Song, link: str | None) -> str:
+    """The template filled in; an unknown link takes the spaces before it along (no double or trailing ones)."""
+    values = {"text": text, "artist": song.artist, "title": song.title, "link": link or _NO_LINK}
+    composed = re.sub(r"[ \t]*" + re.escape(_NO_LINK), "", template.format_map(values))
+    return "\n".join(line.rstrip() for line in composed.splitlines()).strip()
+
+
 def compose_post(template: str, text: str, song: Song, link: str | None) -> str:
     if problem := template_problem(template):
         raise ValueError(problem)
-    values = {"text": text.strip(), "artist": song.artist, "title": song.title, "link": link or ""}
-    composed = template.format_map(values)
-    return "\n".join(line.rstrip() for line in composed.splitlines()).strip()
+    return _render(template, text.strip(), song, link)
 
 
 def template_for(templates: Mapping[str, str], default: str, platform: str) -> str:
@@ -66,8 +74,7 @@ def template_for(templates: Mapping[str, str], default: str, platform: str) -> s
 def commentary_of(post: str, template: str, song: Song, link: str | None) -> str | None:
     """The {text} inside a composed `post`, when the rest of it is the template's; None when edited."""
     marker = "\x00TEXT\x00"
-    values = {"text": marker, "artist": song.artist, "title": song.title, "link": link or ""}
-    shape = "\n".join(line.rstrip() for line in template.format_map(values).splitlines()).strip()
+    shape = _render(template, marker, song, link)
     before, _, after = shape.partition(marker)
     post = post.strip()
     if len(post) < len(before) + len(after) or not (post.startswith(before) and post.endswith(after)):
