@@ -19,7 +19,7 @@ from deephype.generator import pretrained
 from deephype.generator.checkpoint import LoadedPretrained, load_model
 from deephype.generator.ranking import Ranker
 from deephype.generator.sample import interpolate, sample
-from deephype.generator.sample_pretrained import decode_pretrained
+from deephype.generator.sample_pretrained import banned_token_ids, decode_pretrained, end_token_ids
 from deephype.generator.train_pretrained import PretrainedTrainConfig, train_pretrained
 
 OWN = Path(__file__).resolve().parents[1] / "data" / "corpus" / "own"
@@ -44,7 +44,7 @@ def tiny_lm_and_tokenizer(hidden: int = 32, seed: int = 0) -> tuple[LlamaForCaus
         tokenizer_object=backend,
         bos_token="<|im_start|>",
         eos_token="<|im_end|>",
-        pad_token="<|endoftext|>",
+        pad_token="<|im_end|>",  # as SmolLM2's: its pad token is its end-of-turn token
         unk_token="[UNK]",
         additional_special_tokens=SPECIALS[:3],
     )
@@ -137,6 +137,15 @@ def test_cached_decoding_scores_what_the_full_model_scores(trained: tuple[Path, 
         log_probs = torch.log_softmax(logits[first - 1 : first - 1 + len(written)].float(), dim=-1)
         expected = log_probs[torch.arange(len(written)), torch.tensor(written)].sum()
         assert float(result.log_likelihood[row]) == pytest.approx(float(expected), abs=1e-3)
+
+
+def test_the_end_token_is_never_banned_even_when_it_is_the_pad_token() -> None:
+    _, tokenizer = tiny_lm_and_tokenizer()
+    end = tokenizer.convert_tokens_to_ids("<|im_end|>")
+    assert tokenizer.pad_token_id == end
+    ends = end_token_ids(tokenizer, end)
+    assert end in ends and end not in banned_token_ids(tokenizer, ends)
+    assert tokenizer.convert_tokens_to_ids("<|im_start|>") in banned_token_ids(tokenizer, ends)
 
 
 def test_interpolation_decodes_every_step(trained: tuple[Path, dict]) -> None:

@@ -32,6 +32,7 @@ def register(subparsers: Any) -> None:
     train.add_argument("--baseline", choices=["lm"], default=None, help="train a plain LSTM LM instead")
     train.add_argument("--min-count", type=int, default=2, help="keep words seen at least this often")
     train.add_argument("--max-minutes", type=float, default=0.0, help="stop training after this long")
+    train.add_argument("--max-steps", type=int, default=0, help="pretrained only: stop after this many steps")
     train.add_argument("--eval-k", type=int, default=50, help="importance samples for the final NLL")
     train.add_argument("--size", choices=["small", "default"], default="default", help="model size preset")
     train.add_argument("--lr", type=float, default=1e-3, help="learning rate (pretrained: of the heads)")
@@ -160,6 +161,7 @@ def train_pretrained_command(args: argparse.Namespace) -> int:
         device=args.device,
         eval_k=min(args.eval_k, 10),
         max_minutes=args.max_minutes,
+        max_steps=args.max_steps,
         threads=args.threads,
     )
     metrics = train_pretrained(args.corpus, args.out, config, progress=not args.quiet)

@@ -10,6 +10,7 @@ result is the same `DecodeResult` (token ids are decoder tokens, texts are plain
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 
@@ -18,6 +19,17 @@ from deephype.generator.sample import DecodeResult, _block_repeats, _sample, che
 
 # Decoder tokens are word pieces: blocking a repeated 4-gram of pieces is about a repeated word pair.
 NO_REPEAT_PIECES = 4
+
+
+def end_token_ids(tokenizer: Any, end_id: int) -> list[int]:
+    return sorted({end_id, tokenizer.eos_token_id if tokenizer.eos_token_id is not None else end_id})
+
+
+def banned_token_ids(tokenizer: Any, ends: list[int]) -> list[int]:
+    """Special tokens a sentence never contains. SmolLM2's pad token IS its end token: banning every
+    special id blindly would ban the end, and no sample would ever stop."""
+    special = {tokenizer.bos_token_id, tokenizer.pad_token_id, tokenizer.unk_token_id} - {None}
+    return sorted(special - set(ends))
 
 
 @torch.inference_mode()
@@ -79,12 +91,9 @@ def _decode(
     cache, logits = output.past_key_values, output.logits[:, -1].float()
     next_position = positions[:, -1:] + 1
 
-    end_ids = torch.tensor(sorted({model.end_id, tokenizer.eos_token_id or model.end_id}), device=device)
-    never = torch.tensor(
-        sorted(i for i in {tokenizer.bos_token_id, tokenizer.pad_token_id, tokenizer.unk_token_id} if i is not None),
-        device=device,
-        dtype=torch.long,
-    )
+    ends = end_token_ids(tokenizer, model.end_id)
+    end_ids = torch.tensor(ends, device=device)
+    never = torch.tensor(banned_token_ids(tokenizer, ends), device=device, dtype=torch.long)
     pad = int(model.end_id)
     out = torch.full((n, max_len), pad, dtype=torch.long, device=device)
     log_likelihood = torch.zeros(n, device=device)

@@ -45,6 +45,7 @@ class PretrainedTrainConfig:
     device: str = "auto"
     eval_k: int = 5  # importance samples for the final test NLL
     max_minutes: float = 0.0  # stop after this long (0 = no limit)
+    max_steps: int = 0  # stop after this many steps (0 = no limit); unlike minutes, reproducible
     threads: int = 0
     latent_dim: int = 32
     prefix_len: int = 8
@@ -170,6 +171,10 @@ def evaluate_rows(model: PrefixVAE, data: Rows, device: torch.device, k: int = 1
     }
 
 
+def out_of_budget(step: int, deadline: float, config: PretrainedTrainConfig) -> bool:
+    return time.monotonic() > deadline or 0 < config.max_steps <= step
+
+
 def train_pretrained(
     corpus_dir: Path,
     out_dir: Path,
@@ -255,7 +260,7 @@ def train_pretrained(
             sums["recon"] += float(recon) * n
             sums["kl"] += float(kl) * n
             bar.set_postfix(recon=f"{sums['recon'] / seen:.1f}", kl=f"{sums['kl'] / seen:.2f}", beta=f"{beta:.2f}")
-            if time.monotonic() > deadline:
+            if out_of_budget(step, deadline, config):
                 break
         with autocast:
             valid = evaluate_rows(model, sets["valid"], device, seed=config.seed)
@@ -287,8 +292,8 @@ def train_pretrained(
             save_pretrained_checkpoint(out_dir, model, condition, asdict(config), {"valid": valid})
         write_json(out_dir / "history.json", history)
         plot_history(history, out_dir / "training_curves.png")
-        if time.monotonic() > deadline:
-            log(f"time budget of {config.max_minutes} min reached after epoch {epoch}")
+        if out_of_budget(step, deadline, config):
+            log(f"budget reached after epoch {epoch} (step {step})")
             break
 
     model.load_state_dict(best_state, strict=False)
