@@ -188,3 +188,23 @@ def test_the_fluency_value_ranks_sentences_by_the_independent_scorer() -> None:
     value = make_value("fluency", condition=condition, fluency_scorer=lambda texts, _: [-len(t) for t in texts])
     labelled = value.label([Sentence("a b c d e f"), Sentence("a b"), Sentence("a b c d")])
     assert labelled.targets.tolist() == [0.0, 1.0, 0.5]
+
+
+def test_an_lc_gan_trains_on_the_pretrained_vaes_codes_and_steers_its_samples(
+    trained: tuple[Path, dict], tmp_path: Path
+) -> None:
+    from deephype.generator.lcgan import LCGANConfig, load_lcgan, vae_fingerprint
+    from deephype.generator.lcgan_train import train_lcgan
+    from deephype.generator.values import Realism, Sentence
+
+    out, _ = trained
+    loaded = load_model(out, "cpu", lm_and_tokenizer=tiny_lm_and_tokenizer())
+    sentences = [Sentence(r["text"].lower(), r.get("genres", [])) for r in corpus_rows(40)]
+    config = LCGANConfig(steps=20, critic_steps=2, batch_size=16, seed=0)
+    train_lcgan(loaded, Realism(), sentences, config, out_dir=tmp_path, progress=False, log=lambda _: None)
+    lcgan = load_lcgan(tmp_path / "lcgan-realism.pt", loaded.config.latent_dim, vae=vae_fingerprint(loaded.model))
+    z = torch.randn(4, loaded.config.latent_dim, generator=torch.Generator().manual_seed(0))
+    moved = lcgan.actor(z, lcgan.attributes([], z.device).expand(4, -1))
+    assert moved.shape == z.shape and not torch.equal(moved, z)
+    result = loaded.decode(moved, torch.stack([loaded.encode_condition(["rock"])] * 4), [["rock"]] * 4, max_len=8)
+    assert len(result.texts) == 4
