@@ -82,6 +82,11 @@ def stack(rabbit_settings: Settings, tmp_path: Path) -> Iterator[tuple[dict[str,
             "DEEPHYPE_HANDLER_THREADS": "4",
             "DEEPHYPE_GENERATOR_MODEL": os.environ.get("DEEPHYPE_FAULT_MODEL", "default"),
             "DEEPHYPE_GENERATOR_RANK": "false",
+            # No pacing: every approval is due at once (the schedule has its own tests, with a test clock).
+            "DEEPHYPE_POSTER_MIN_GAP_SECONDS": "0",
+            "DEEPHYPE_POSTER_GAP_JITTER_SECONDS": "0",
+            "DEEPHYPE_POSTER_MAX_PER_HOUR": "1000000",
+            "DEEPHYPE_POSTER_MAX_PER_DAY": "1000000",
             **SECRETS,
         }
     )
@@ -180,12 +185,13 @@ def test_nothing_lost_nothing_twice_nothing_unapproved(stack: tuple[dict[str, Se
     songs = rows(curator_db, "SELECT * FROM songs")
     assert sorted(s["trace_id"] for s in songs) == sorted(song_traces), "each mention: exactly one candidate set"
     approved = {r["set_id"] for r in rows(curator_db, "SELECT * FROM decisions WHERE decision='approved'")}
-    ledger = rows(poster_db, "SELECT * FROM posts")
+    ledger = rows(poster_db, "SELECT * FROM outbox")
     timeline = rows(poster_db, "SELECT * FROM timeline")
     assert len(ledger) == len(timeline) == expected_songs, "published twice, or not at all"
+    assert {r["state"] for r in ledger} == {"published"}
     assert len({t["idempotency_key"] for t in timeline}) == len(timeline)
     approvals = {s["approval_id"]: s["set_id"] for s in songs}
-    assert all(approvals[t["idempotency_key"]] in approved for t in timeline), "a post without an approval"
+    assert all(approvals[r["approval_id"]] in approved for r in ledger), "a post without an approval"
 
     # Only the poison is in the dead-letter queue, each with its reason.
     dead = bus.dead_letters(limit=100)
