@@ -133,7 +133,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mentions", type=int, default=1000)
     parser.add_argument("--concurrency", type=int, default=16)
-    parser.add_argument("--model", default="default", help="DEEPHYPE_GENERATOR_MODEL for the generators")
+    parser.add_argument("--model", default="lstm", help="DEEPHYPE_GENERATOR_MODEL for the generators")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="deephype-bench-"))
     results = []

@@ -22,7 +22,9 @@ from tests.fakes import mastodon as fake_mastodon
 from tests.fakes import x as fake_x
 
 AMQP_URL = os.environ.get("DEEPHYPE_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
-BUNDLED_MODEL = Path(__file__).resolve().parents[1] / "data" / "models" / "default"
+# The delivery tests run the bundled LSTM VAE: milliseconds per song, where the default pretrained-decoder
+# model takes seconds on a CPU (its own tests are in test_pretrained_vae.py and test_default_model.py).
+BUNDLED_MODEL = Path(__file__).resolve().parents[1] / "data" / "models" / "lstm"
 SHARED_BLOG_SAMPLE = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "blog_posts_sample.json"
 
 
@@ -38,7 +40,7 @@ def wait_until(predicate: Callable[[], object], timeout: float = 30.0, interval:
 
 @cache
 def bundled_model() -> CandidateSource:
-    """The bundled model (data/models/default) as the generator serves it, loaded once per test run."""
+    """The bundled LSTM model (data/models/lstm) as the generator serves it, loaded once per test run."""
     from deephype.generator.candidates import ModelCandidateSource
 
     # Ranked by the decoder's own likelihood: the independent ranker has tests of its own (test_pretrained_vae).

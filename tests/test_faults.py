@@ -80,7 +80,7 @@ def stack(rabbit_settings: Settings, tmp_path: Path) -> Iterator[tuple[dict[str,
             "DEEPHYPE_HEARTBEAT_SECONDS": "10",
             "DEEPHYPE_PUBLISH_TIMEOUT_SECONDS": "60",
             "DEEPHYPE_HANDLER_THREADS": "4",
-            "DEEPHYPE_GENERATOR_MODEL": os.environ.get("DEEPHYPE_FAULT_MODEL", "default"),
+            "DEEPHYPE_GENERATOR_MODEL": os.environ.get("DEEPHYPE_FAULT_MODEL", "lstm"),
             "DEEPHYPE_GENERATOR_RANK": "false",
             # No pacing: every approval is due at once (the schedule has its own tests, with a test clock).
             "DEEPHYPE_POSTER_MIN_GAP_SECONDS": "0",
