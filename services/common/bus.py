@@ -246,10 +246,3 @@ class Bus(Protocol):
 
     def replay_dead_letters(self, limit: int = 100) -> int:
         """Move dead-lettered messages back to the queues they came from; returns how many."""
-
-
-def build_bus(settings: Settings, *, connection_name: str = "deephype") -> Bus:
-    """Kept for callers not yet moved to deephype.common.buses.build_bus, where the factory lives now."""
-    from deephype.common import buses
-
-    return buses.build_bus(settings, connection_name=connection_name)

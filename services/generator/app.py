@@ -8,7 +8,8 @@ from pathlib import Path
 
 from fastapi import APIRouter, FastAPI, HTTPException
 
-from deephype.common.bus import Subscription, build_bus
+from deephype.common.bus import Subscription
+from deephype.common.buses import build_bus
 from deephype.common.contracts import EnrichedSong, ModelInfo, ScoredText
 from deephype.common.service import ServiceParts, create_app
 from deephype.common.settings import Settings, get_settings
