@@ -21,11 +21,15 @@ import json
 import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from deephype.generator.quality import COPY_WORDS, NgramIndex, genre_pattern, readable
 from deephype.generator.vocab import tokenize
+
+if TYPE_CHECKING:
+    from deephype.generator.checkpoint import LoadedModel
 
 GENRE_WEIGHT = 0.5
 OWN_CORPUS = Path(__file__).resolve().parents[2] / "data" / "corpus" / "own"
@@ -89,16 +93,16 @@ class Ranker:
         }
 
 
-def lstm_fluency(loaded: object) -> FluencyScorer:
+def lstm_fluency(loaded: LoadedModel) -> FluencyScorer:
     """Our LSTM VAE as a scorer: log p(text | z = posterior mean) per token (<eos> counted)."""
     from deephype.generator.data import make_batch
 
     def score(texts: Sequence[str], genres: Sequence[Sequence[str]]) -> list[float]:
-        vocab, model = loaded.vocab, loaded.model  # type: ignore[attr-defined]
-        max_tokens = loaded.config.max_len - 1  # type: ignore[attr-defined]
+        vocab, model = loaded.vocab, loaded.model
+        max_tokens = loaded.config.max_len - 1
         ids = [vocab.encode(tokenize(t))[:max_tokens] or [vocab.unk_id] for t in texts]
-        cond = torch.stack([loaded.condition.encode(g).vector for g in genres])  # type: ignore[attr-defined]
-        batch = make_batch(ids, cond, vocab).to(loaded.device)  # type: ignore[attr-defined]
+        cond = torch.stack([loaded.condition.encode(g).vector for g in genres])
+        batch = make_batch(ids, cond, vocab).to(loaded.device)
         with torch.inference_mode():
             mu, _ = model.encode(batch.targets, batch.lengths, batch.cond)
             nll = model.reconstruction(batch.inputs, batch.targets, mu, batch.cond)
@@ -107,12 +111,12 @@ def lstm_fluency(loaded: object) -> FluencyScorer:
     return score
 
 
-def causal_lm_fluency(lm: torch.nn.Module, tokenizer: object) -> FluencyScorer:
+def causal_lm_fluency(lm: torch.nn.Module, tokenizer: Any) -> FluencyScorer:
     """A pretrained causal LM (SmolLM2) as a scorer: log p(text) per token after an assistant-turn start."""
-    start = tokenizer("<|im_start|>assistant\n", add_special_tokens=False).input_ids  # type: ignore[operator]
+    start = tokenizer("<|im_start|>assistant\n", add_special_tokens=False).input_ids
 
     def score(texts: Sequence[str], genres: Sequence[Sequence[str]]) -> list[float]:
-        rows = [start + tokenizer(readable(t), add_special_tokens=False).input_ids for t in texts]  # type: ignore[operator]
+        rows = [start + tokenizer(readable(t), add_special_tokens=False).input_ids for t in texts]
         width = max(len(r) for r in rows)
         ids = torch.zeros(len(rows), width, dtype=torch.long)
         mask = torch.zeros(len(rows), width, dtype=torch.long)

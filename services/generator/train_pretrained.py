@@ -28,7 +28,13 @@ from deephype.generator.data import SPLITS, corpus_rows
 from deephype.generator.device import resolve_device
 from deephype.generator.evaluate import ACTIVE_UNIT_THRESHOLD, mutual_information
 from deephype.generator.model import log_normal
-from deephype.generator.pretrained import PrefixVAE, PrefixVAEConfig, load_pretrained_lm, prompt_text
+from deephype.generator.pretrained import (
+    PrefixForwardOutput,
+    PrefixVAE,
+    PrefixVAEConfig,
+    load_pretrained_lm,
+    prompt_text,
+)
 
 
 @dataclass
@@ -115,7 +121,7 @@ def batches(data: Rows, batch_size: int, shuffle: bool, rng: random.Random) -> l
     return chunks
 
 
-def run_batch(model: PrefixVAE, data: Rows, index: list[int], device: torch.device):
+def run_batch(model: PrefixVAE, data: Rows, index: list[int], device: torch.device) -> PrefixForwardOutput:
     return model(
         data.features[index].to(device),
         data.cond[index].to(device),
@@ -256,9 +262,9 @@ def train_pretrained(
             step += 1
             n = len(index)
             seen += n
-            sums["loss"] += float(recon + kl) * n
-            sums["recon"] += float(recon) * n
-            sums["kl"] += float(kl) * n
+            sums["loss"] += (recon + kl).item() * n
+            sums["recon"] += recon.item() * n
+            sums["kl"] += kl.item() * n
             bar.set_postfix(recon=f"{sums['recon'] / seen:.1f}", kl=f"{sums['kl'] / seen:.2f}", beta=f"{beta:.2f}")
             if out_of_budget(step, deadline, config):
                 break
