@@ -181,5 +181,7 @@ def test_filters() -> None:
     assert rejection(["<title>", "rules"], "x" * 281, "x") == "too long"
     assert rejection([], "", "x") == "empty"
     assert rejection(["<artist>", "<artist>", "rule"], "Zed Zed rule", "x") == "repeated word"
+    assert rejection(["<", "titl", "rules"], "<titl rules", "x") == "broken placeholder"
+    assert rejection(["<artist>", "rule"], "<3 Machine rule", "x") is None  # the band's name, not the model
     assert fill_placeholders("<artist> play <title>.", "Zed", "Blue") == "Zed play Blue."
     assert jaccard(["a", "b"], ["a", "b"]) == 1.0 and jaccard(["a"], ["b"]) == 0.0

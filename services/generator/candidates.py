@@ -291,8 +291,9 @@ def rejection(tokens: list[str], text: str, platform: str | None) -> str | None:
         return "empty"
     if "<unk>" in tokens:
         return "unk"
-    if "<" in _PLACEHOLDER.sub("", text) or ">" in _PLACEHOLDER.sub("", text):
-        return "broken placeholder"  # the song's names are filled in by now; what is left is garbled
+    if "<" in tokens or ">" in tokens:
+        # A garbled placeholder ("<titl"): judged on the model's words, so a band called "<3" is no problem.
+        return "broken placeholder"
     if has_repeated_bigram(tokens):
         return "repeated bigram"
     if any(a == b for a, b in itertools.pairwise(tokens)):
