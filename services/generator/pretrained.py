@@ -216,9 +216,3 @@ class PrefixVAE(nn.Module):
         recon = self.reconstruction(z, cond, prompts, sentences)
         kl = 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar)
         return PrefixForwardOutput(recon, kl, mu, logvar)
-
-
-def count_parameters(model: PrefixVAE) -> tuple[int, int]:
-    """(trainable, total) parameter counts."""
-    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    return trainable, sum(p.numel() for p in model.parameters())

@@ -8,7 +8,7 @@ generator decodes with or the candidate ranker scores by, so no model is its own
                         (Pillutla et al. 2021, PyPI mauve-text) compares generated and real text on
     MaskedGenreJudge    TF-IDF + logistic regression over genre families, trained on real sentences with
                         every genre and family name masked, so "this metal song" earns nothing
-    NgramIndex          the longest run of words a text shares with the training corpus (copy detection)
+    NgramIndex          whether a text shares COPY_WORDS words in a row with the training corpus (copies)
 
 `<artist>` and `<title>` are read as "the band" and "the song" on every side, real and generated alike.
 """
@@ -125,6 +125,11 @@ def genre_pattern(genres_file: Path = GENRES_FILE) -> re.Pattern[str]:
     return re.compile(r"\b(?:" + "|".join(re.escape(p).replace(r"\ ", r"[\s\-]+") for p in phrases) + r")\b")
 
 
+def mask_genres(text: str, pattern: re.Pattern[str]) -> str:
+    """The text as words, every genre and family name replaced by GENRE (pattern: genre_pattern())."""
+    return pattern.sub(" GENRE ", " ".join(tokenize(readable(text))))
+
+
 class MaskedGenreJudge:
     """Which genre family a sentence reads as, with genre and family names masked out."""
 
@@ -142,11 +147,8 @@ class MaskedGenreJudge:
         ).fit(self.mask_all(texts), list(families))
         self.train_size = len(texts)
 
-    def mask(self, text: str) -> str:
-        return self.pattern.sub(" GENRE ", " ".join(tokenize(readable(text))))
-
     def mask_all(self, texts: Iterable[str]) -> list[str]:
-        return [self.mask(t) for t in texts]
+        return [mask_genres(t, self.pattern) for t in texts]
 
     def accuracy(self, texts: Sequence[str], families: Sequence[str]) -> float:
         if not texts:
@@ -161,31 +163,14 @@ class NgramIndex:
     def __init__(self, texts: Iterable[str], n: int = COPY_WORDS) -> None:
         self.n = n
         self.runs: set[tuple[str, ...]] = set()
-        self.sentences: list[list[str]] = []
         for text in texts:
             words = _words(text)
-            self.sentences.append(words)
             self.runs.update(tuple(words[i : i + n]) for i in range(len(words) - n + 1))
 
     def copies(self, text: str) -> bool:
         words = _words(text)
         return any(tuple(words[i : i + self.n]) in self.runs for i in range(len(words) - self.n + 1))
 
-    def longest_shared(self, text: str) -> int:
-        """The longest run of words shared with any training sentence (at most the text's length)."""
-        words = _words(text)
-        best = 0
-        for size in range(1, len(words) + 1):
-            runs = {tuple(words[i : i + size]) for i in range(len(words) - size + 1)}
-            if not any(_contains(sentence, runs, size) for sentence in self.sentences):
-                break
-            best = size
-        return best
-
 
 def _words(text: str) -> list[str]:
     return [t for t in tokenize(text) if re.match(r"[\w<]", t)]
-
-
-def _contains(sentence: list[str], runs: set[tuple[str, ...]], size: int) -> bool:
-    return any(tuple(sentence[i : i + size]) in runs for i in range(len(sentence) - size + 1))

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from deephype.generator.quality import COPY_WORDS, NgramIndex, genre_pattern, readable
+from deephype.generator.quality import COPY_WORDS, NgramIndex, genre_pattern, mask_genres, readable
 from deephype.generator.vocab import tokenize
 
 if TYPE_CHECKING:
@@ -62,17 +62,14 @@ class GenreFit:
 
         self.pattern = genre_pattern()
         self.model = make_pipeline(CountVectorizer(ngram_range=(1, 2), min_df=2), MultinomialNB(alpha=0.5))
-        self.model.fit([self.mask(t) for t in texts], list(families))
+        self.model.fit([mask_genres(t, self.pattern) for t in texts], list(families))
         self.families = [str(c) for c in self.model.classes_]
-
-    def mask(self, text: str) -> str:
-        return self.pattern.sub(" GENRE ", " ".join(tokenize(readable(text))))
 
     def log_prob(self, texts: Sequence[str], family: str | None) -> list[float]:
         if family not in self.families:
             return [0.0] * len(texts)
         column = self.families.index(family)
-        return self.model.predict_log_proba([self.mask(t) for t in texts])[:, column].tolist()
+        return self.model.predict_log_proba([mask_genres(t, self.pattern) for t in texts])[:, column].tolist()
 
 
 class Ranker:
