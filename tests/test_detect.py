@@ -269,6 +269,22 @@ KNOWN_ARTIST_NEGATIVES: list[str] = [
     "hot take - pineapple belongs on pizza 🍍",
     "new phone - who dis 📱",
     "PSA - backup your photos",
+    "Closed - Back Monday",
+    "Soundcheck - Tokyo 🇯🇵",
+    # a quote and its source, books, ballets
+    '"Just Do It" - Nike',
+    "Patti Smith - Just Kids is a beautiful memoir",
+    "Romeo - Juliet - the ballet tonight 🩰",
+]
+# Posts the probes above were written beside: lead-ins, a title that is a plea, chatter after an ellipsis.
+MORE_POSITIVES: list[tuple[str, tuple[str, str]]] = [
+    ("Nothing beats Stevie Wonder - Superstition on a Monday morning", ("Stevie Wonder", "Superstition")),
+    ('Pitchfork gave Jlin - "Embryonic" Best New Track and they\'re right', ("Jlin", "Embryonic")),
+    ("earworm of the week → Sabrina Carpenter - Please Please Please", ("Sabrina Carpenter", "Please Please Please")),
+    ("Vampire Weekend - Harmony Hall ... still perfect", ("Vampire Weekend", "Harmony Hall")),
+    ("Kavinsky - Nightcall (Drive OST) 🚗", ("Kavinsky", "Nightcall")),
+    ("Death from Above 1979 - Romantic Rights 🎸", ("Death from Above 1979", "Romantic Rights")),
+    ('"Motion Sickness" - Phoebe Bridgers 🤕', ("Phoebe Bridgers", "Motion Sickness")),
 ]
 
 
@@ -277,6 +293,11 @@ def test_a_known_artist_carries_a_styled_title(text: str, expected: tuple[str, s
     detection = detect_song(text)
     assert (detection.artist, detection.title) == expected
     assert SongDetector(None)(text).artist is None  # the catalog's knowledge is what carried it
+
+
+@pytest.mark.parametrize(("text", "expected"), MORE_POSITIVES)
+def test_lead_ins_pleas_and_asides(text: str, expected: tuple[str, str]) -> None:
+    assert (detect_song(text).artist, detect_song(text).title) == expected
 
 
 @pytest.mark.parametrize("text", KNOWN_ARTIST_NEGATIVES)

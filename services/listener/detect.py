@@ -156,7 +156,7 @@ DAY_AND_MONTH = re.compile(
 NOT_A_SONG = re.compile(
     r"\b(?:podcast|episode|audiobook|audio\s*book|lecture|sermon|interview|webinar|news|radio\s+show"
     r"|full\s+album|album\s+review|review|tracklist|setlist|book|novel|reading|read|nowreading|film|movie"
-    r"|documentary|nowwatching|watching|season\s+\d|exhibition|painting|gaming|playthrough|hours\s+in"
+    r"|documentary|memoir|biography|autobiography|poem|poetry|ballet|nowwatching|watching|season\s+\d|exhibition|painting|gaming|playthrough|hours\s+in"
     r"|act\s+\d|boss\s+rush|speedrun|recipe|thread|essay|quote)\b"
     r"|[📚📖🎬🍿🎮🎲🧵]",
     re.I,
@@ -185,7 +185,10 @@ POST_OPENER = re.compile(
     r"^(?:hot\s+takes?|unpopular\s+opinion|fun\s+fact|psa|reminder|friendly\s+reminder|daily\s+reminder"
     r"|(?:life\s+|quick\s+|small\s+|big\s+)?(?:update|news)|plot\s+twist|note\s+to\s+self|pro\s+tip|tip|tfw|mfw"
     r"|pov|ngl|tbh|current\s+(?:mood|status|situation)|mood|status|breaking|spoiler(?:\s+alert)?|confession"
-    r"|true\s+story|new\s+phone|also\s+me|me|reality|expectation|goals?|lesson\s+learned|hack|life\s+hack)$",
+    r"|true\s+story|new\s+phone|also\s+me|me|reality|expectation|goals?|lesson\s+learned|hack|life\s+hack"
+    # shop signs and a band's own business: "Closed - Back Monday", "Soundcheck - Tokyo", "Merch drop - Friday"
+    r"|closed|open|sold\s+out|cancel+ed|postponed|sale|black\s+friday|cyber\s+monday|soundcheck|rehearsals?"
+    r"|studio(?:\s+update)?|merch(?:\s+drop)?|tour(?:\s+diary)?|giveaway|contest|announcement)$",
     re.I,
 )
 # A side that is only a call to action or a pointer is not a title: "Listen to 'X' - below", "- Enjoy!"
@@ -214,7 +217,7 @@ VERSION_WORDS = (
     r"remix|rmx|mix|edit|version|live|remaster(?:ed)?|official|video|audio|lyrics?|visuali[sz]er|acoustic"
     r"|demo|instrumental|feat\.?|ft\.?|featuring|prod\.?|produced|explicit|clean|mono|stereo|hd|hq|4k"
     r"|session|sessions|unplugged|bonus\s+track|dub|rework|bootleg|cover|extended|original|clip|officiel"
-    r"|recordings|records|music|premiere"
+    r"|recordings|records|music|premiere|ost|soundtrack"
 )
 # "(X Remix)", "[Official Video]", "(Live at Wembley)", "(feat. Y)", "[XL Recordings]" at the end.
 BRACKET_VERSION = re.compile(rf"\s*[(\[][^()\[\]]*\b(?:{VERSION_WORDS})\b[^()\[\]]*[)\]]\s*$", re.I)
@@ -278,7 +281,8 @@ CHATTER = re.compile(
     re.I,
 )
 # In titles only what no title says ("I", "My", "Tonight" are common in titles).
-TITLE_CHATTER = re.compile(r"\b(?:lol|lmao|omg|tbh|imo|smh|thanks|please|guys|folks|here's|there's)\b", re.I)
+# "please" and "thanks" only in lowercase: "Please Please Please" and "Thank You" are titles.
+TITLE_CHATTER = re.compile(r"(?i:\b(?:lol|lmao|omg|tbh|imo|smh|here's|there's)\b)|\b(?:thanks|please|guys|folks)\b")
 # A lowercase run after a capitalised title is chatter when it holds one of these ("made me cry on a train").
 _CHATTER_TAIL_WORDS = (
     "is was are were made makes me my i so such still just this that it never always the a an to and but "
@@ -317,6 +321,7 @@ MAX_NETWORK_LOOKUPS = 3  # per post: a network provider is slow and rate limited
 # Plausibility: the base each form gets, then what the cues add.
 BASE = {
     "dash": 0.45,
+    "quote_dash": 0.45,  # “Title” - Name: a quote and its source read the same ("“Just Do It” - Nike")
     "quoted_by": 0.5,
     "possessive": 0.55,
     "cue_by": 0.55,
@@ -665,7 +670,7 @@ def _dash(clause: str, index: int, cues: _Cues) -> list[Candidate]:
     left_quoted = _fully_quoted(left)
     right_quoted = _fully_quoted(right) or _leading_quoted(right)
     if left_quoted and not right_quoted:
-        candidate = _make(right, left_quoted, "dash", True, index, cues)
+        candidate = _make(right, left_quoted, "quote_dash", True, index, cues)
         if not cues.strong and not _titlecase(candidate.title):
             candidate.veto = candidate.veto or "a quoted phrase and its speaker, not a song"
         return [candidate]
@@ -677,7 +682,17 @@ def _dash(clause: str, index: int, cues: _Cues) -> list[Candidate]:
         # "Godspeed You! Black Emperor", "black country, new road": the catalog knows the longer name
         return [_make(known, right_quoted or right, "dash", right_quoted is not None, index, cues, known=True)]
     lowercase_words = [w for w in left.split() if w[:1].islower() and w.lower() not in NAME_CONNECTORS]
-    tail_run = len(lowercase_words) >= 2 and _capitalised_run(left) != left
+    # "Nothing beats Stevie Wonder - X": one lowercase verb is enough, but not a word names are made with
+    # ("Death from Above 1979", "Guided by Voices", "Panic! at the Disco", "Everything but the Girl").
+    # A credit the catalog knows keeps its lowercase words ("Charli xcx & Billie Eilish").
+    sentence_word = (
+        len(lowercase_words) == 1
+        and lowercase_words[0].isalpha()
+        and len(lowercase_words[0]) >= 4  # "xcx", "xx": stylised names are short
+        and lowercase_words[0].lower() not in NAME_MIDDLE_WORDS
+        and not cues.known_credit(_strip_edges(left, keep_dots=True))
+    )
+    tail_run = (len(lowercase_words) >= 2 or sentence_word) and _capitalised_run(left) != left
     found = [
         _make(
             left, right_quoted or right, "dash", right_quoted is not None, index, cues, lead_in=True, tail_run=tail_run
@@ -1025,9 +1040,9 @@ def _score_plausibility(candidate: Candidate, cues: _Cues, lookup: SongLookup | 
         reasons.append("a long unquoted title")
     if cut and not cues.strong:
         score -= 0.1
-    if candidate.form == "quoted_by" and not (cues.strong or cues.music):
+    if candidate.form in ("quoted_by", "quote_dash") and not (cues.strong or cues.music):
         score -= UNCUED_BY_PENALTY
-        reasons.append("“Title” by Name with no music cue (a book or a film reads the same)")
+        reasons.append("“Title” by Name or “Title” - Name with no music cue (a quote, a book or a film reads the same)")
     if cues.off_topic and not cues.strong:
         score -= OFF_TOPIC_PENALTY
         reasons.append("sport, schedule, travel or money talk in the post")
@@ -1155,6 +1170,7 @@ def _tidy_title(title: str, *, quoted: bool, cut_tail: bool) -> str:
     title = title.strip()
     if not quoted:
         title = ASIDE_BRACKET.sub("", title)
+        title = re.sub(r"\s+(?:\.{3}|…)\s+(?=[a-z]).*$", "", title)  # "Harmony Hall ... still perfect"
         title = _cut_title_tail(title)
         title = re.sub(r"\s*(?:[;!?|].*|,\s+(?=[a-z]).*)$", "", title)
     title = _strip_edges(title)
@@ -1257,6 +1273,9 @@ _SMALL_TITLE_WORDS = (
     "to on at is it or an with en me you by from into up out over under as than off no not n 'n' so but if"
 )
 SMALL_TITLE_WORDS = frozenset(_SMALL_TITLE_WORDS.split())
+# Lowercase words found inside band names: one of these before a capitalised run is no lead-in.
+NAME_MIDDLE_WORDS = NAME_CONNECTORS | SMALL_TITLE_WORDS | {"from", "at", "but", "with", "by", "without", "against"}
+NAME_MIDDLE_WORDS |= {"featuring", "feat", "ft", "presents", "meets", "versus", "vs"}
 
 
 def _titlecase(side: str) -> bool:
