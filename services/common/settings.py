@@ -79,7 +79,7 @@ class Settings(BaseSettings):
     enricher_cache_ttl_seconds: int = 7 * 24 * 3600
 
     # --- generator ---
-    generator_model: str = "default"  # folder name under models_dir, or a path
+    generator_model: str = "default"  # folder name under models_dir, or a path; "null": benchmarks only
     generator_device: str = "auto"  # auto | cpu | cuda
     generator_torch_threads: int = Field(default=0, ge=0, le=256)  # 0: cores / handler_threads
     generator_candidates: int = Field(default=5, ge=1, le=64)
