@@ -47,7 +47,12 @@ def build(
             name: build_publisher(name, db, settings) for name in PostFormat.from_settings(settings).platforms
         }
     dispatcher = Dispatcher(
-        queue, publishers, bus.publish, retry_delays=settings.retry_delays, max_attempts=settings.max_attempts
+        queue,
+        publishers,
+        bus.publish,
+        report=bus.publish,
+        retry_delays=settings.retry_delays,
+        max_attempts=settings.max_attempts,
     )
 
     engagement = EngagementReader(
