@@ -49,8 +49,9 @@ class Connection(Protocol):
 
 @dataclass(frozen=True)
 class Schema:
-    """A store's tables as numbered steps: step N is applied once, in order, and recorded. Step 1 is written
-    `IF NOT EXISTS`, so files made before versioning adopt it without change."""
+    """A store's tables as numbered steps. Step 1 is the base, written `CREATE ... IF NOT EXISTS` and run at
+    every start (so files made before versioning adopt it, and a table added to it reaches old files too);
+    steps 2, 3, ... (ALTER TABLE, data changes) are applied once each, in order, and recorded."""
 
     component: str
     steps: tuple[str, ...]
@@ -132,10 +133,12 @@ class Database:
                 ).fetchall()
             }
             for version, step in enumerate(schema.steps, start=1):
-                if version in done:
+                if version in done and version > 1:
                     continue
                 for statement in split_statements(step):
                     connection.execute(self.ddl(statement))
+                if version in done:
+                    continue
                 connection.execute(
                     "INSERT INTO schema_migrations (component, version, applied_at) VALUES (?, ?, ?)",
                     (schema.component, version, datetime.now(UTC).isoformat()),

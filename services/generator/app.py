@@ -29,6 +29,10 @@ def model_path(settings: Settings) -> Path:
 
 def load_candidate_source(settings: Settings) -> CandidateSource:
     """The trained model in the models folder; without one the service stays not-ready, saying why."""
+    if settings.generator_model == "null":  # benchmarks only: fixed candidates, no model load
+        from deephype.generator.null_source import NullCandidateSource
+
+        return NullCandidateSource()
     path = model_path(settings)
     if not (path / "model.pt").exists():
         raise FileNotFoundError(f"no model at {path} (set DEEPHYPE_GENERATOR_MODEL, or run `make model`)")
