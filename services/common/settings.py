@@ -135,6 +135,25 @@ class Settings(BaseSettings):
     poster_replies_skip_queue: bool = True
     # Mastodon visibility of the bot's posts: public | unlisted | private | direct (bots post unlisted).
     mastodon_visibility: Literal["public", "unlisted", "private", "direct"] = "unlisted"
+    # Engagement: the poster reads each post's likes, reposts and replies this many hours after it went out.
+    engagement_read: bool = True
+    engagement_checkpoints_hours: list[float] = Field(default_factory=lambda: [1.0, 24.0, 168.0])
+    # X bills every read: off unless you turn it on.
+    engagement_read_x: bool = False
+    engagement_poll_seconds: float = Field(default=60.0, gt=0)
+    engagement_max_reads_per_round: int = Field(default=20, ge=1, le=1000)
+
+    # --- learning from the curator (deephype learn; services/generator/learn.py) ---
+    # Where model versions live (learned versions are promoted there); empty: <models_dir>/<generator_model>/versions.
+    learn_versions_dir: str = ""
+    # The curator's API, read by `deephype learn` and the generator's own learning (GET /v1/decisions).
+    learn_curator_url: str = "http://127.0.0.1:8004"
+    # The poster's API, for the engagement of what was published (empty: no engagement in the set).
+    learn_poster_url: str = ""
+    # The generator learns by itself after this many new decisions (0: only when `deephype learn` runs).
+    learn_every_decisions: int = Field(default=0, ge=0)
+    # How often the generator looks for new decisions (and for a newly promoted version).
+    learn_poll_seconds: float = Field(default=300.0, gt=0)
 
     # --- outside services (real clients; tests point the base URLs at fake servers) ---
     x_bearer_token: SecretStr = SecretStr("")

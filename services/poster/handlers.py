@@ -25,7 +25,15 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from deephype.common.bus import Handler, PermanentError, backoff_delay, derive_id
-from deephype.common.contracts import Approval, Envelope, PublishedPost, ReplyTarget, length_problem, utcnow
+from deephype.common.contracts import (
+    Approval,
+    Envelope,
+    PostStatus,
+    PublishedPost,
+    ReplyTarget,
+    length_problem,
+    utcnow,
+)
 from deephype.common.db import Database
 from deephype.common.logs import trace
 from deephype.common.signing import ApprovalKeys
@@ -59,7 +67,17 @@ CREATE TABLE IF NOT EXISTS outbox (
     PRIMARY KEY (approval_id, platform)
 );
 CREATE INDEX IF NOT EXISTS outbox_due ON outbox (state, due_at);
+CREATE TABLE IF NOT EXISTS status_reports (  -- the last state of each outbox row told to the curator
+    approval_id TEXT NOT NULL,
+    platform TEXT NOT NULL,
+    reported TEXT NOT NULL,       -- state|due_at|error of the row when it was reported (see STATUS_OF_ROW)
+    PRIMARY KEY (approval_id, platform)
+);
 """
+# What a PostStatus says about one outbox row; a row whose value differs from its last report is reported
+# again. 'publishing' is a moment, not a state the curator needs to see.
+STATUS_OF_ROW = "o.state || '|' || o.due_at || '|' || COALESCE(o.error, '')"
+REPORTED_STATES = "('queued', 'published', 'failed', 'held')"
 
 
 class PostQueue:
@@ -162,6 +180,23 @@ class PostQueue:
         rows = self.db.query("SELECT message FROM outbox WHERE state='published' AND announced=0")
         return [PublishedPost.model_validate_json(row["message"]) for row in rows]
 
+    def unreported(self) -> list[Any]:
+        """Rows whose state the curator has not been told yet (or has been told an older one)."""
+        return self.db.query(
+            f"SELECT o.*, {STATUS_OF_ROW} AS status_now FROM outbox o LEFT JOIN status_reports r"
+            " ON r.approval_id = o.approval_id AND r.platform = o.platform"
+            f" WHERE o.state IN {REPORTED_STATES} AND (r.reported IS NULL OR r.reported != {STATUS_OF_ROW})"
+            " ORDER BY o.queued_at"
+        )
+
+    def mark_reported(self, approval_id: str, platform: str, reported: str) -> None:
+        with self.db.transaction() as connection:
+            connection.execute(
+                "INSERT INTO status_reports (approval_id, platform, reported) VALUES (?, ?, ?)"
+                " ON CONFLICT (approval_id, platform) DO UPDATE SET reported = excluded.reported",
+                (approval_id, platform, reported),
+            )
+
     def in_flight(self) -> list[Any]:
         """Rows whose platform call was under way when the poster stopped."""
         return self.db.query("SELECT * FROM outbox WHERE state='publishing'")
@@ -258,6 +293,23 @@ def make_approval_handler(
     return handle
 
 
+def status_of(row: Any, at: datetime) -> PostStatus:
+    """The PostStatus of one outbox row (its id derives from the state, so a repeat of it is a duplicate)."""
+    return PostStatus(
+        message_id=derive_id(row["approval_id"], "status", row["platform"], row["status_now"]),
+        trace_id=row["trace_id"],
+        approval_id=row["approval_id"],
+        platform=row["platform"],
+        state=row["state"],
+        at=at,
+        due_at=unstamp(row["due_at"]) if row["state"] == "queued" else None,
+        post_id=row["post_id"],
+        url=row["url"],
+        error=row["error"][:2000] if row["error"] else None,
+        attempts=row["attempts"],
+    )
+
+
 def _by_platform(publishers: Mapping[str, Publisher] | Publisher) -> dict[str, Publisher]:
     if isinstance(publishers, Mapping):
         return dict(publishers)
@@ -273,11 +325,13 @@ class Dispatcher:
         publishers: Mapping[str, Publisher] | Publisher,
         announce: Callable[[Envelope], None],
         *,
+        report: Callable[[Envelope], None] | None = None,
         interval: float = 1.0,
         retry_delays: Sequence[float] = (1.0, 5.0, 30.0, 300.0, 3600.0),
         max_attempts: int = 5,
     ) -> None:
         self.queue, self.publishers, self.announce = queue, _by_platform(publishers), announce
+        self.report = report  # where each post's state goes (PostStatus: queued, published, failed, held)
         self.interval = interval
         # A refusal without a delay of its own, or an idempotent call that failed, waits a growing delay;
         # after max_attempts of those the row fails (a rate limit with its own reset time does not count).
@@ -329,6 +383,7 @@ class Dispatcher:
                 if post is not None:
                     sent.append(post)
             self._announce_pending()
+            self._report_states()
             return sent
 
     def _publish(self, row: Any) -> PublishedPost | None:
@@ -395,6 +450,19 @@ class Dispatcher:
                 log.exception("could not announce post %s yet; trying again", post.message_id)
                 return
             self.queue.mark_announced(post.approval_id, post.platform.value)
+
+    def _report_states(self) -> None:
+        """Tell the curator each post's new state: at least once (reported, then marked), in order per post."""
+        if self.report is None:
+            return
+        for row in self.queue.unreported():
+            status = status_of(row, self.queue.clock())
+            try:
+                self.report(status)
+            except Exception:
+                log.exception("could not report the state of post %s yet; trying again", row["approval_id"])
+                return
+            self.queue.mark_reported(row["approval_id"], row["platform"], row["status_now"])
 
     def wake(self) -> None:
         self._wake.set()
