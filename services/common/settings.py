@@ -28,7 +28,8 @@ class Settings(BaseSettings):
     )
 
     # --- bus ---
-    # Empty means the in-memory bus (one-process demo, unit tests).
+    # Empty means the in-memory bus (one-process demo, unit tests). Several URLs, comma-separated, name the
+    # nodes of a RabbitMQ cluster: connections go round them and fail over to the next on loss.
     amqp_url: str = ""
     exchange: str = "deephype"
     prefetch: int = Field(default=16, ge=1, le=10_000)
@@ -48,6 +49,15 @@ class Settings(BaseSettings):
 
     # --- where state lives ---
     state_dir: Path = Path("var")
+    # PostgreSQL for every service's state (postgresql://user:password@host/db), for copies on several hosts;
+    # empty: SQLite files under state_dir. DEEPHYPE_<SERVICE>_DATABASE_URL sets one service's own.
+    database_url: SecretStr = SecretStr("")
+    listener_database_url: SecretStr = SecretStr("")
+    enricher_database_url: SecretStr = SecretStr("")
+    curator_database_url: SecretStr = SecretStr("")
+    poster_database_url: SecretStr = SecretStr("")
+    database_pool_size: int = Field(default=8, ge=1, le=1000)
+    database_connect_timeout_seconds: float = Field(default=30.0, gt=0)
     models_dir: Path = DATA_DIR / "models"
 
     # --- HTTP ---
@@ -212,6 +222,17 @@ class Settings(BaseSettings):
         # Each approval key is a secret on its own too (a log could show one without the others).
         keys = [key.strip() for key in self.approval_keys.get_secret_value().split(",") if key.strip()]
         return values + [key for key in keys if key not in values]
+
+    def amqp_urls(self) -> list[str]:
+        """The broker nodes named by amqp_url (one, or a comma-separated cluster)."""
+        return [url.strip() for url in self.amqp_url.split(",") if url.strip()]
+
+    def database_url_for(self, service: str) -> str:
+        """The PostgreSQL URL holding `service`'s state; empty for SQLite."""
+        own = getattr(self, f"{service}_database_url", None)
+        if isinstance(own, SecretStr) and own.get_secret_value():
+            return own.get_secret_value()
+        return self.database_url.get_secret_value()
 
     def service_state_dir(self, service: str) -> Path:
         path = self.state_dir / service
