@@ -28,6 +28,7 @@ from deephype.common.contracts import (
     EnrichedSong,
     Envelope,
     InvalidMessage,
+    PostStatus,
     PublishedPost,
     SongMention,
     decode,
@@ -47,7 +48,7 @@ Handler = Callable[[Envelope], Sequence[Envelope]]
 QUEUE_BINDINGS: dict[str, tuple[type[Envelope], ...]] = {
     "enricher": (SongMention,),
     "generator": (EnrichedSong,),
-    "curator": (Candidates, PublishedPost),
+    "curator": (Candidates, PublishedPost, PostStatus),
     "poster": (Approval,),
 }
 DEAD_LETTER_QUEUE = "dead-letter"

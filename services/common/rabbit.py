@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import itertools
 import logging
+import random
 import threading
 import time
 from collections.abc import Sequence
@@ -286,11 +288,16 @@ class RabbitBus:
         self._publishers: list[_Publisher] = []
         self._publishers_lock = threading.Lock()
         self._declared = False
+        # Round robin over the cluster's nodes, from a random one: copies spread their connections.
+        urls = settings.amqp_urls() or [settings.amqp_url]
+        self._nodes = itertools.islice(itertools.cycle(urls), random.randrange(len(urls)), None)
 
     # --- connections ---
 
     def parameters(self, *, heartbeat: int, suffix: str) -> pika.URLParameters:
-        parameters = pika.URLParameters(self.settings.amqp_url)
+        """Each call names the next node of the cluster (DEEPHYPE_AMQP_URL may list several): a connection
+        lost, or refused, is made again on another node by the same reconnect loops."""
+        parameters = pika.URLParameters(next(self._nodes))
         parameters.heartbeat = heartbeat
         parameters.blocked_connection_timeout = 60
         parameters.socket_timeout = 5

@@ -28,7 +28,8 @@ class Settings(BaseSettings):
     )
 
     # --- bus ---
-    # Empty means the in-memory bus (one-process demo, unit tests).
+    # Empty means the in-memory bus (one-process demo, unit tests). Several URLs, comma-separated, name the
+    # nodes of a RabbitMQ cluster: connections go round them and fail over to the next on loss.
     amqp_url: str = ""
     exchange: str = "deephype"
     prefetch: int = Field(default=16, ge=1, le=10_000)
@@ -47,6 +48,15 @@ class Settings(BaseSettings):
 
     # --- where state lives ---
     state_dir: Path = Path("var")
+    # PostgreSQL for every service's state (postgresql://user:password@host/db), for copies on several hosts;
+    # empty: SQLite files under state_dir. DEEPHYPE_<SERVICE>_DATABASE_URL sets one service's own.
+    database_url: SecretStr = SecretStr("")
+    listener_database_url: SecretStr = SecretStr("")
+    enricher_database_url: SecretStr = SecretStr("")
+    curator_database_url: SecretStr = SecretStr("")
+    poster_database_url: SecretStr = SecretStr("")
+    database_pool_size: int = Field(default=8, ge=1, le=1000)
+    database_connect_timeout_seconds: float = Field(default=30.0, gt=0)
     models_dir: Path = DATA_DIR / "models"
 
     # --- HTTP ---
@@ -138,6 +148,25 @@ class Settings(BaseSettings):
     poster_replies_skip_queue: bool = True
     # Mastodon visibility of the bot's posts: public | unlisted | private | direct (bots post unlisted).
     mastodon_visibility: Literal["public", "unlisted", "private", "direct"] = "unlisted"
+    # Engagement: the poster reads each post's likes, reposts and replies this many hours after it went out.
+    engagement_read: bool = True
+    engagement_checkpoints_hours: list[float] = Field(default_factory=lambda: [1.0, 24.0, 168.0])
+    # X bills every read: off unless you turn it on.
+    engagement_read_x: bool = False
+    engagement_poll_seconds: float = Field(default=60.0, gt=0)
+    engagement_max_reads_per_round: int = Field(default=20, ge=1, le=1000)
+
+    # --- learning from the curator (deephype learn; services/generator/learn.py) ---
+    # Where model versions live (learned versions are promoted there); empty: <models_dir>/<generator_model>/versions.
+    learn_versions_dir: str = ""
+    # The curator's API, read by `deephype learn` and the generator's own learning (GET /v1/decisions).
+    learn_curator_url: str = "http://127.0.0.1:8004"
+    # The poster's API, for the engagement of what was published (empty: no engagement in the set).
+    learn_poster_url: str = ""
+    # The generator learns by itself after this many new decisions (0: only when `deephype learn` runs).
+    learn_every_decisions: int = Field(default=0, ge=0)
+    # How often the generator looks for new decisions (and for a newly promoted version).
+    learn_poll_seconds: float = Field(default=300.0, gt=0)
 
     # --- outside services (real clients; tests point the base URLs at fake servers) ---
     x_bearer_token: SecretStr = SecretStr("")
@@ -196,6 +225,17 @@ class Settings(BaseSettings):
         # Each approval key is a secret on its own too (a log could show one without the others).
         keys = [key.strip() for key in self.approval_keys.get_secret_value().split(",") if key.strip()]
         return values + [key for key in keys if key not in values]
+
+    def amqp_urls(self) -> list[str]:
+        """The broker nodes named by amqp_url (one, or a comma-separated cluster)."""
+        return [url.strip() for url in self.amqp_url.split(",") if url.strip()]
+
+    def database_url_for(self, service: str) -> str:
+        """The PostgreSQL URL holding `service`'s state; empty for SQLite."""
+        own = getattr(self, f"{service}_database_url", None)
+        if isinstance(own, SecretStr) and own.get_secret_value():
+            return own.get_secret_value()
+        return self.database_url.get_secret_value()
 
     def service_state_dir(self, service: str) -> Path:
         path = self.state_dir / service

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
 
@@ -108,18 +108,46 @@ class Outcome:
     published_at: str | None
     post_url: str | None
     post_platform: str | None
+    # The poster's word on each platform's post, in words: what the page shows under "Now".
+    platforms: list[PlatformState] = field(default_factory=list)
 
     @property
     def stage(self) -> str:
-        """Where the post is now, in words."""
+        """Where the post is now, in words, until the poster has reported on it (then: `platforms`)."""
         if self.decision == "rejected":
             return "Rejected: nothing will be posted."
         if self.published_at:
             return f"Published on {platform_name(self.post_platform or '')} at {when(self.published_at)} UTC."
         if self.sent_at:
-            turn = "as soon as it can" if self.post_now else "at its turn in the poster's schedule"
-            return f"With the poster since {when(self.sent_at)} UTC: queued, it will be posted {turn}."
+            return f"Sent to the poster at {when(self.sent_at)} UTC; waiting for it to say when it goes out."
         return "Approved; waiting to reach the poster (the message broker has not taken it yet, it is retried)."
+
+
+@dataclass(frozen=True)
+class PlatformState:
+    """One platform's post of an approval as the poster last reported it (PostStatus)."""
+
+    platform: str
+    state: str  # queued | published | failed | held
+    words: str  # what it means, for the page
+    url: str | None = None  # published: the post
+    error: str | None = None
+
+
+def platform_state(report: dict[str, Any]) -> PlatformState:
+    """A PostStatus as stored (CuratorStore.post_states) in the curator's words."""
+    name, state, error = platform_name(report["platform"]), report["state"], report["error"]
+    if state == "published":
+        words = f"Published on {name} at {when(report['at'])} UTC."
+    elif state == "queued":
+        words = f"Queued for {name}: due to go out at {when(report['due_at'] or report['at'])} UTC."
+        if error:
+            words += f" The last try failed ({error}); it is tried again then."
+    elif state == "failed":
+        words = f"Failed on {name}: {error or 'no reason given'}. Nothing was posted there."
+    else:
+        words = f"Held on {name} for a person to check: {error or 'no reason given'}"
+    return PlatformState(report["platform"], state, words, report["url"] if state == "published" else None, error)
 
 
 def when(iso: str) -> str:
@@ -155,6 +183,7 @@ def outcome(store: CuratorStore, set_id: str) -> Outcome | None:
         published_at=song["published_at"],
         post_url=song["post_url"],
         post_platform=song["post_platform"],
+        platforms=[platform_state(r) for r in store.post_states(song["approval_id"])] if song["approval_id"] else [],
     )
 
 

@@ -14,10 +14,11 @@ from deephype.common.bus import Bus, Subscription
 from deephype.common.buses import build_bus
 from deephype.common.compose import PostFormat
 from deephype.common.contracts import Approval, utcnow
-from deephype.common.db import Database
 from deephype.common.service import ServiceParts, create_app
 from deephype.common.settings import Settings, get_settings
 from deephype.common.signing import ApprovalKeys
+from deephype.common.store import open_database
+from deephype.poster.engagement import EngagementReader, engagement_readers
 from deephype.poster.handlers import SCHEMA, Dispatcher, PostQueue, make_approval_handler
 from deephype.poster.publishers import Publisher, build_publisher
 from deephype.poster.schedule import Clock, Pacing
@@ -36,7 +37,7 @@ def build(
     *,
     clock: Clock = utcnow,
 ) -> tuple[ServiceParts, PostQueue]:
-    db = Database(settings.service_state_dir("poster") / "poster.sqlite3", SCHEMA)
+    db = open_database(settings, "poster", SCHEMA)
     queue = PostQueue(db, Pacing.from_settings(settings), clock)
     keys = ApprovalKeys.from_settings(settings)
     if publisher is not None:
@@ -46,7 +47,20 @@ def build(
             name: build_publisher(name, db, settings) for name in PostFormat.from_settings(settings).platforms
         }
     dispatcher = Dispatcher(
-        queue, publishers, bus.publish, retry_delays=settings.retry_delays, max_attempts=settings.max_attempts
+        queue,
+        publishers,
+        bus.publish,
+        report=bus.publish,
+        retry_delays=settings.retry_delays,
+        max_attempts=settings.max_attempts,
+    )
+
+    engagement = EngagementReader(
+        db,
+        engagement_readers(publishers, read_x=settings.engagement_read_x) if settings.engagement_read else {},
+        checkpoints_hours=settings.engagement_checkpoints_hours,
+        max_reads_per_round=settings.engagement_max_reads_per_round,
+        poll_seconds=settings.engagement_poll_seconds,
     )
 
     router = APIRouter(prefix="/v1", tags=["poster"])
@@ -60,6 +74,14 @@ def build(
     def scheduled() -> list[dict[str, Any]]:
         """What will go out when, per platform, soonest first (and what is held or failed)."""
         return queue.schedule()
+
+    @router.get("/engagement")
+    def post_engagement(
+        approval_id: Annotated[str | None, Query(max_length=256)] = None,
+        limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
+    ) -> list[dict[str, Any]]:
+        """Likes, reposts and replies of each published post at each checkpoint (1 h, 24 h, 7 d), newest first."""
+        return engagement.engagement(approval_id, limit)
 
     pages = APIRouter(tags=["poster"])
 
@@ -76,8 +98,8 @@ def build(
         subscriptions=[Subscription("poster", {Approval: handler})],
         ready_checks={"database": db.ping},
         routers=[router, pages],
-        on_start=[dispatcher.start],
-        on_stop=[dispatcher.stop],
+        on_start=[dispatcher.start, engagement.start],
+        on_stop=[dispatcher.stop, engagement.stop],
     )
     return parts, queue
 

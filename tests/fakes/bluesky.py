@@ -108,6 +108,11 @@ class FakePost:
     indexed_at: datetime
     facets: list[dict[str, Any]] = field(default_factory=list)
     reply: dict[str, Any] | None = None
+    # What the audience did; tests raise them.
+    like_count: int = 0
+    repost_count: int = 0
+    reply_count: int = 0
+    quote_count: int = 0
 
 
 @dataclass
@@ -312,10 +317,10 @@ class FakeBluesky(FakeAPI):
             "cid": post.cid,
             "author": self._profile(post.author),
             "record": self._record(post),
-            "replyCount": 0,
-            "repostCount": 0,
-            "likeCount": 0,
-            "quoteCount": 0,
+            "replyCount": post.reply_count,
+            "repostCount": post.repost_count,
+            "likeCount": post.like_count,
+            "quoteCount": post.quote_count,
             "indexedAt": iso(post.indexed_at),
             "labels": [],
         }

@@ -78,6 +78,10 @@ class FakeStatus:
     in_reply_to_id: str | None = None
     reblog_of: FakeStatus | None = None
     visibility: str = "public"
+    # What the audience did; tests raise them.
+    favourites_count: int = 0
+    reblogs_count: int = 0
+    replies_count: int = 0
 
 
 @dataclass
@@ -163,6 +167,12 @@ class FakeMastodon(FakeAPI):
             return self._page(request, notes, self._notification_object)
         if path == "/api/v1/statuses" and method == "POST":
             return self._create(request)
+        match = re.fullmatch(r"/api/v1/statuses/(\d+)", path)
+        if match and method == "GET":
+            found = [s for s in self.statuses if str(s.id) == match.group(1)]
+            if not found:
+                return self._error(404)
+            return self._ok(self._status_object(found[0]))
         return self._error(404)
 
     def _ok(self, body: Any, headers: dict[str, str] | None = None) -> FakeResponse:
@@ -272,9 +282,9 @@ class FakeMastodon(FakeAPI):
             "language": "en",
             "uri": f"https://{status.account.domain}/users/{status.account.username}/statuses/{status.id}",
             "url": None if status.reblog_of else url,
-            "replies_count": 0,
-            "reblogs_count": 0,
-            "favourites_count": 0,
+            "replies_count": status.replies_count,
+            "reblogs_count": status.reblogs_count,
+            "favourites_count": status.favourites_count,
             "edited_at": None,
             "content": "" if status.reblog_of else self._content(status.text),
             "reblog": self._status_object(status.reblog_of) if status.reblog_of else None,

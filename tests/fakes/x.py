@@ -88,6 +88,11 @@ class FakeTweet:
     text: str
     created_at: datetime
     in_reply_to: int | None = None
+    # public_metrics as X counts them; tests raise them to stand for the audience.
+    like_count: int = 0
+    retweet_count: int = 0
+    reply_count: int = 0
+    quote_count: int = 0
 
 
 @dataclass
@@ -157,6 +162,28 @@ class FakeX(FakeAPI):
             return self._timeline(request, tweets, "next_token", low=10)
         if path == "/2/tweets" and request.method == "POST":
             return self._create(request)
+        match = re.fullmatch(r"/2/tweets/(\d+)", path)
+        if match and request.method == "GET":
+            found = [t for t in self.tweets if str(t.id) == match.group(1)]
+            if not found:
+                # X answers 200 with an errors array for a deleted or unknown post.
+                return self._ok(
+                    {
+                        "errors": [
+                            {
+                                "value": match.group(1),
+                                "detail": f"Could not find tweet with id: [{match.group(1)}].",
+                                "title": "Not Found Error",
+                                "resource_type": "tweet",
+                                "parameter": "id",
+                                "resource_id": match.group(1),
+                                "type": "https://api.twitter.com/2/problems/resource-not-found",
+                            }
+                        ]
+                    }
+                )
+            fields = set((request.arg("tweet.fields") or "").split(","))
+            return self._ok({"data": self._tweet_object(found[0], fields)})
         return problem(404, f"No route for {request.method} {path}")
 
     def _user_context(self, request: FakeRequest) -> bool:
@@ -212,6 +239,15 @@ class FakeX(FakeAPI):
             value["created_at"] = tweet.created_at.strftime("%Y-%m-%dT%H:%M:%S.000Z")
         if "conversation_id" in fields:
             value["conversation_id"] = str(tweet.in_reply_to or tweet.id)
+        if "public_metrics" in fields:
+            value["public_metrics"] = {
+                "retweet_count": tweet.retweet_count,
+                "reply_count": tweet.reply_count,
+                "like_count": tweet.like_count,
+                "quote_count": tweet.quote_count,
+                "bookmark_count": 0,
+                "impression_count": 10 * (tweet.like_count + tweet.retweet_count + tweet.reply_count),
+            }
         if "entities" in fields:
             mentions = []
             for match in re.finditer(r"@(\w{1,15})", tweet.text):

@@ -244,6 +244,33 @@ class Publisher(Protocol):
         """Publish, or raise PublishRefused when the platform said no. Any other error means 'unknown'."""
 
 
+@dataclass(frozen=True)
+class PostMetrics:
+    """What the audience did with one of the bot's posts, as the platform counts it at read time."""
+
+    likes: int
+    reposts: int
+    replies: int
+    quotes: int | None = None  # X and Bluesky count quotes; Mastodon has none
+
+
+class ReadRefused(Exception):
+    """Reading a post's counts failed in a known way: wait `retry_after_seconds` (None: the reader's own
+    backoff), or never again when the post is `gone` (deleted, or not visible to the bot)."""
+
+    def __init__(self, reason: str, retry_after_seconds: float | None = None, gone: bool = False) -> None:
+        super().__init__(reason)
+        self.retry_after_seconds = retry_after_seconds
+        self.gone = gone
+
+
+class ReadsMetrics(Protocol):
+    """A publisher that can read back the likes, reposts and replies of a post it made."""
+
+    def read_metrics(self, post_id: str) -> PostMetrics:
+        """The post's counts now; ReadRefused when the platform said no (rate limit, gone)."""
+
+
 class FindsOwnPosts(Protocol):
     """A platform without idempotency keys that can say, after a crash, whether a post went out."""
 

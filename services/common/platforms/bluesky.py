@@ -17,9 +17,11 @@ from deephype.common.platforms.base import (
     BLUESKY_TIMELINES,
     Clock,
     PlatformOptions,
+    PostMetrics,
     PublishRefused,
     PublishResult,
     RawPost,
+    ReadRefused,
     TimelineSource,
     check_timelines,
     make_post,
@@ -308,6 +310,29 @@ class BlueskyPublisher:
             if same_post_text(getattr(item.post.record, "text", "") or "", text):
                 return PublishResult(post_id=item.post.uri, url=bluesky_post_url(self.session.handle, item.post.uri))
         return None
+
+    def read_metrics(self, post_id: str) -> PostMetrics:
+        """like, repost, reply and quote counts of one of the bot's posts (app.bsky.feed.getPosts)."""
+        from atproto_client.exceptions import RateLimitExceededError, RequestErrorBase
+
+        try:
+            posts = self.session.call(lambda client: client.get_posts([post_id])).posts
+        except BlueskyLoginError as exc:
+            raise ReadRefused(str(exc), LOGIN_RETRY_SECONDS) from exc
+        except RateLimitExceededError as exc:
+            reset = bluesky_rate_limit_reset(exc, self.clock, self.options.default_rate_limit_pause_seconds)
+            raise ReadRefused("bluesky rate limit reached (429)", max(reset - self.clock(), 1.0)) from exc
+        except RequestErrorBase as exc:
+            raise ReadRefused(f"bluesky refused the read: {exc!r}") from exc
+        if not posts:  # getPosts leaves out deleted posts
+            raise ReadRefused(f"bluesky: post {post_id} is gone", gone=True)
+        post = posts[0]
+        return PostMetrics(
+            likes=int(post.like_count or 0),
+            reposts=int(post.repost_count or 0),
+            replies=int(post.reply_count or 0),
+            quotes=int(post.quote_count or 0),
+        )
 
     def _reply_ref(self, uri: str | None) -> Any:
         """A reply names the post it answers (parent) and the top of its thread (root), each by uri + cid."""

@@ -15,9 +15,11 @@ from deephype.common.platforms.base import (
     MASTODON_TIMELINES,
     Clock,
     PlatformOptions,
+    PostMetrics,
     PublishRefused,
     PublishResult,
     RawPost,
+    ReadRefused,
     TimelineSource,
     check_timelines,
     make_post,
@@ -205,3 +207,23 @@ class MastodonPublisher:
             detail = str(exc.args[3] if len(exc.args) > 3 and exc.args[3] else exc.args[2])
             raise refusal_for_status("mastodon", status_code, detail, None) from exc
         return PublishResult(post_id=str(status["id"]), url=status.get("url") or status.get("uri"))
+
+    def read_metrics(self, post_id: str) -> PostMetrics:
+        """favourites, reblogs and replies of one of the bot's statuses (GET /api/v1/statuses/:id)."""
+        from mastodon import MastodonAPIError, MastodonNotFoundError, MastodonRatelimitError
+
+        try:
+            status = self.api.status(post_id)
+        except MastodonRatelimitError as exc:
+            reset = self.api.ratelimit_reset
+            retry_after = max(reset - self.clock(), 1.0) if reset else None
+            raise ReadRefused(f"mastodon rate limit reached (429): {exc}", retry_after) from exc
+        except MastodonNotFoundError as exc:
+            raise ReadRefused(f"mastodon: status {post_id} is gone", gone=True) from exc
+        except MastodonAPIError as exc:
+            raise ReadRefused(f"mastodon refused the read ({mastodon_status_code(exc)}): {exc}") from exc
+        return PostMetrics(
+            likes=int(status.get("favourites_count") or 0),
+            reposts=int(status.get("reblogs_count") or 0),
+            replies=int(status.get("replies_count") or 0),
+        )

@@ -17,9 +17,11 @@ from deephype.common.platforms.base import (
     X_TIMELINES,
     Clock,
     PlatformOptions,
+    PostMetrics,
     PublishRefused,
     PublishResult,
     RawPost,
+    ReadRefused,
     TimelineSource,
     check_timelines,
     make_post,
@@ -257,6 +259,34 @@ class XPublisher:
             if same_post_text(tweet.text, text):
                 return PublishResult(post_id=str(tweet.id), url=f"https://x.com/{me.username}/status/{tweet.id}")
         return None
+
+    def read_metrics(self, post_id: str) -> PostMetrics:
+        """public_metrics of one of the bot's tweets (GET /2/tweets/:id). X bills every read: the poster
+        reads X only when DEEPHYPE_ENGAGEMENT_READ_X is on."""
+        import tweepy
+
+        try:
+            response = self.client.get_tweet(post_id, tweet_fields=["public_metrics"], user_auth=True)
+        except tweepy.TooManyRequests as exc:
+            reset = getattr(exc, "reset_time", None) or self.client.session.rate_limit_reset
+            retry_after = max(float(reset) - self.clock(), 1.0) if reset else None
+            raise ReadRefused("x rate limit reached (429)", retry_after) from exc
+        except tweepy.HTTPException as exc:
+            status = x_status(exc) or 0
+            if status == 402:
+                raise ReadRefused(
+                    "x answered 402 Payment Required: the API credits are used up", self.options.x_payment_pause_seconds
+                ) from exc
+            raise ReadRefused(f"x refused the read ({status}): {x_problem_detail(exc)}", gone=status == 404) from exc
+        if response.data is None:  # X answers 200 with an errors array for a deleted post
+            raise ReadRefused(f"x: post {post_id} is gone", gone=True)
+        metrics = response.data.public_metrics or {}
+        return PostMetrics(
+            likes=int(metrics.get("like_count", 0)),
+            reposts=int(metrics.get("retweet_count", 0)),
+            replies=int(metrics.get("reply_count", 0)),
+            quotes=int(metrics.get("quote_count", 0)),
+        )
 
     def _own_username(self) -> str:
         """The bot's username for post URLs. Nothing is posted yet, so any failure here is a refusal."""
