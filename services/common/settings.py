@@ -99,6 +99,10 @@ class Settings(BaseSettings):
     generator_use_lcgan: bool = True
     generator_rank: bool = True  # rank by independent fluency + genre fit (ranking.py); off: own likelihood
     generator_fluency_model: str = "lstm"  # folder under models_dir: the LSTM VAE that scores a pretrained decoder
+    # Songs decoded together in one batch (generator/batching.py); 1: each song alone on its handler thread.
+    generator_batch_size: int = Field(default=8, ge=1, le=256)
+    # How long the first waiting song waits for others to join its batch.
+    generator_batch_wait_ms: float = Field(default=5.0, ge=0, le=10_000)
 
     # --- curator ---
     curator_password: SecretStr = SecretStr("")
