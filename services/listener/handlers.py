@@ -12,7 +12,7 @@ from pydantic import BaseModel, ValidationError
 
 from deephype.common.bus import Bus, derive_id
 from deephype.common.contracts import Platform, SongMention, utcnow
-from deephype.common.db import Database
+from deephype.common.db import Database, Schema
 from deephype.common.platforms.base import RawPost
 from deephype.common.settings import Settings
 
@@ -33,6 +33,8 @@ CREATE TABLE IF NOT EXISTS posts (
 );
 CREATE TABLE IF NOT EXISTS cursors (source TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
+# The listener's versioned schema: a change to its tables is a new step here.
+MIGRATIONS = Schema("listener", (SCHEMA,))
 
 
 class IngestStatus(StrEnum):
