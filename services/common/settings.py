@@ -42,6 +42,7 @@ class Settings(BaseSettings):
     heartbeat_seconds: int = Field(default=30, ge=0)
     # How long a publish keeps retrying (reconnecting) before it gives up and the input is redelivered.
     publish_timeout_seconds: float = Field(default=30.0, gt=0)
+    publish_window: int = Field(default=1000, ge=1, le=100_000)  # messages published, not yet confirmed
     shutdown_grace_seconds: float = Field(default=10.0, ge=0)
     # A message returned to its queue this often without an ack (its consumer keeps dying) is dead-lettered.
     max_redeliveries: int = Field(default=10, ge=1)
@@ -98,6 +99,10 @@ class Settings(BaseSettings):
     generator_use_lcgan: bool = True
     generator_rank: bool = True  # rank by independent fluency + genre fit (ranking.py); off: own likelihood
     generator_fluency_model: str = "lstm"  # folder under models_dir: the LSTM VAE that scores a pretrained decoder
+    # Songs decoded together in one batch (generator/batching.py); 1: each song alone on its handler thread.
+    generator_batch_size: int = Field(default=8, ge=1, le=256)
+    # How long the first waiting song waits for others to join its batch.
+    generator_batch_wait_ms: float = Field(default=5.0, ge=0, le=10_000)
 
     # --- curator ---
     curator_password: SecretStr = SecretStr("")
