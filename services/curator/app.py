@@ -18,10 +18,10 @@ from deephype.common.bus import Bus, Subscription
 from deephype.common.buses import build_bus
 from deephype.common.compose import PostFormat
 from deephype.common.contracts import Candidates, PostStatus, PublishedPost
-from deephype.common.db import Database
 from deephype.common.service import ServiceParts, create_app
 from deephype.common.settings import Settings, get_settings
 from deephype.common.signing import ApprovalKeys
+from deephype.common.store import open_database
 from deephype.curator.auth import SESSION_COOKIE, SESSION_MAX_AGE, Auth, Session, TokenError
 from deephype.curator.email import EmailSender, build_sender
 from deephype.curator.handlers import make_candidates_handler, make_post_status_handler, make_published_handler
@@ -36,7 +36,7 @@ from deephype.curator.review import (
     when,
 )
 from deephype.curator.store import (
-    SCHEMA,
+    MIGRATIONS,
     AlreadyDecided,
     CuratorStore,
     LinkUsed,
@@ -97,7 +97,7 @@ class ApprovalSender:
 
 
 def build(settings: Settings, bus: Bus, sender: EmailSender | None = None) -> tuple[ServiceParts, CuratorStore, Auth]:
-    db = Database(settings.service_state_dir("curator") / "curator.sqlite3", SCHEMA)
+    db = open_database(settings, "curator", MIGRATIONS)
     post_format = PostFormat.from_settings(settings)
     store = CuratorStore(db, ApprovalKeys.from_settings(settings), post_format)
     auth = Auth(settings, SessionRegistry(db))

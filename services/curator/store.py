@@ -8,7 +8,6 @@ the set, so even a double click yields one approval and the poster publishes onc
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -25,7 +24,7 @@ from deephype.common.contracts import (
     length_problem,
     utcnow,
 )
-from deephype.common.db import Database
+from deephype.common.db import Connection, Database, Schema
 from deephype.common.normalise import normalise_text
 from deephype.common.signing import ApprovalKeys
 
@@ -92,6 +91,8 @@ CREATE TABLE IF NOT EXISTS sessions (    -- signed-in sessions: a cookie works o
     expires_at TEXT NOT NULL
 );
 """
+# The curator's versioned schema: a change to the tables is a new step here, never an edit of an old one.
+MIGRATIONS = Schema("curator", (SCHEMA,))
 
 
 # Two reports of one post at the same time: the later stage wins.
@@ -161,8 +162,8 @@ class CuratorStore:
         song = message.enriched.song
         with self.db.transaction() as connection:
             inserted = connection.execute(
-                "INSERT OR IGNORE INTO songs (set_id, trace_id, artist, title, genres, message, model, status,"
-                " created_at) VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', ?)",
+                "INSERT INTO songs (set_id, trace_id, artist, title, genres, message, model, status,"
+                " created_at) VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', ?) ON CONFLICT (set_id) DO NOTHING",
                 (
                     message.message_id,
                     message.trace_id,
@@ -455,12 +456,13 @@ class CuratorStore:
         return True
 
 
-def _spend_token(connection: sqlite3.Connection, token_id: str | None) -> None:
+def _spend_token(connection: Connection, token_id: str | None) -> None:
     """Inside a decision's transaction: the link is spent together with the decision, or not at all."""
     if token_id is None:
         return
     spent = connection.execute(
-        "INSERT OR IGNORE INTO used_tokens (token_id, used_at) VALUES (?, ?)", (token_id, utcnow().isoformat())
+        "INSERT INTO used_tokens (token_id, used_at) VALUES (?, ?) ON CONFLICT (token_id) DO NOTHING",
+        (token_id, utcnow().isoformat()),
     ).rowcount
     if not spent:
         raise LinkUsed("This review link was used already.")
