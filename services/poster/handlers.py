@@ -281,7 +281,7 @@ class PostQueue:
                     (self.copy_id, row["approval_id"], row["platform"], row["claimed_by"] or ""),
                 ).fetchone()
             if mine is not None:
-                taken.append(mine)
+                taken.append({**dict(mine), "claimed_by_before": row["claimed_by"]})
         return taken
 
     def requeue(self, approval_id: str, platform: str, note: str | None = None) -> None:
@@ -438,6 +438,12 @@ class Dispatcher:
             if publisher is None:
                 continue
             if publisher.idempotent:
+                log.info(
+                    "the call posting %s to %s was cut off (copy %s stopped): making it again, idempotently",
+                    approval_id,
+                    platform,
+                    row["claimed_by_before"] or "unknown",
+                )
                 self.queue.requeue(approval_id, platform)
                 continue
             find_posted = getattr(publisher, "find_posted", None)
