@@ -176,8 +176,8 @@ def test_a_too_long_edit_comes_back_with_the_edit_kept_and_what_to_change(runnin
     box.send_keys(too_long)
     submit(browser, browser.find_element(By.CSS_SELECTOR, "#candidate-1 button.approve"))
     flash = browser.find_element(By.CSS_SELECTOR, ".flash.error")
-    assert "dry_run allows 500" in flash.text and "Change it and approve again" in flash.text
-    assert f"Cut at least {len(too_long.strip()) - 500} characters." in flash.text
+    assert "the post for the dry-run timeline is" in flash.text and "500 is the most it takes" in flash.text
+    assert f"Cut at least {len(too_long.strip()) - 500} characters. Change it and approve again." in flash.text
     kept = browser.find_element(By.ID, "box-1")
     assert kept.get_attribute("value").strip() == too_long.strip()  # the edit is still there to shorten
     assert "over" in browser.find_element(By.ID, "count-1").get_attribute("class")

@@ -155,10 +155,19 @@ def when(iso: str) -> str:
     return iso[:16].replace("T", " ")
 
 
-def shorten_hint(text: str, platform: str) -> str:
-    """How much a refused text must lose to fit `platform`; empty when length is not the problem."""
-    over = text_length(text.strip(), platform) - PLATFORM_TEXT_LIMITS.get(platform, 10**9)
-    return f" Cut at least {over} characters." if over > 0 else ""
+def length_words(text: str, platform: str) -> str | None:
+    """Why `text` cannot be posted on `platform`, in the curator's words with what to change; None: it can."""
+    text = text.strip()
+    if not text:
+        return "the text is empty"
+    length, limit = text_length(text, platform), PLATFORM_TEXT_LIMITS.get(platform)
+    if limit is None or length <= limit:
+        return None
+    name = platform_name(platform)
+    return (
+        f"the post for {name} is {length} characters as {name} counts them, and {limit} is the most it takes."
+        f" Cut at least {length - limit} characters"
+    )
 
 
 def outcome(store: CuratorStore, set_id: str) -> Outcome | None:
@@ -253,6 +262,8 @@ def song_context(store: CuratorStore, song: SongView, platforms: list[str]) -> d
     mention = message.enriched.mention
     first = song.candidates[0] if song.candidates else None
     composed = getattr(first, "composed", "") if first else ""
+    # Cross-posted, a post must fit every platform: the live count counts as the strictest one does.
+    strictest = min(platforms, key=lambda p: PLATFORM_TEXT_LIMITS.get(p, 10**9))
     return {
         "song": song,
         "song_url": track_url(message.enriched.song.track_id) or track_url(mention.spotify_track_id),
@@ -261,8 +272,9 @@ def song_context(store: CuratorStore, song: SongView, platforms: list[str]) -> d
         + urlencode({"type": "recording", "query": f'artist:"{song.artist}" AND recording:"{song.title}"'}),
         "mention_platform": mention.platform.value,
         "destination": destination(song.mention_author, platforms, mention.platform.value, mention.on_demand),
-        "platform": platforms[0],
-        "limit": PLATFORM_TEXT_LIMITS.get(platforms[0]),
+        "platform": strictest,
+        "destination_count": len(platforms),
+        "limit": PLATFORM_TEXT_LIMITS.get(strictest),
         "outcome": outcome(store, song.set_id),
         "next_id": next_pending(store, song.set_id),
         # The first candidate's post with its sentence cut out: where "write my own" text goes, for the count.
