@@ -1,6 +1,7 @@
 """The poster tells the curator where each approved post stands (PostStatus: queued for when, published with
 its link, failed or held and why), at least once and in any order, and the curator keeps the newest word:
-its review page and its API show it. Real SQLite on both sides; over the real RabbitMQ end to end."""
+its review page and its API show it. Both stores on SQLite and on the local PostgreSQL; over the real
+RabbitMQ end to end."""
 
 from __future__ import annotations
 
@@ -14,7 +15,6 @@ from fastapi.testclient import TestClient
 
 from deephype.common.compose import PostFormat
 from deephype.common.contracts import Approval, Envelope, Platform, PostStatus, ReplyTarget, decode
-from deephype.common.db import Database
 from deephype.common.rabbit import RabbitBus
 from deephype.common.service import create_app
 from deephype.common.settings import Settings
@@ -22,7 +22,7 @@ from deephype.common.signing import ApprovalKeys
 from deephype.curator import app as curator_app
 from deephype.curator.handlers import make_post_status_handler
 from deephype.curator.review import outcome
-from deephype.curator.store import SCHEMA as CURATOR_SCHEMA
+from deephype.curator.store import MIGRATIONS as CURATOR_MIGRATIONS
 from deephype.curator.store import CuratorStore
 from deephype.poster import app as poster_app
 from deephype.poster.handlers import SCHEMA, Dispatcher, PostQueue, make_approval_handler
@@ -30,8 +30,10 @@ from deephype.poster.publishers import PublishRefused, PublishResult
 from deephype.poster.schedule import Pacing, TestClock
 from tests.conftest import TEST_APPROVAL_KEY, wait_until
 from tests.factories import candidates
+from tests.helpers.postgres import BACKENDS, open_store, postgres_url
 from tests.test_pipeline_rabbit import Tap
 
+__all__ = ["postgres_url"]  # the session fixture, used through open_store
 KEYS = ApprovalKeys([TEST_APPROVAL_KEY])
 START = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 
@@ -68,9 +70,18 @@ class Reports(list[Envelope]):
         self.append(message)
 
 
-def sides(tmp_path: Path, pacing: Pacing, clock: TestClock) -> tuple[CuratorStore, PostQueue]:
-    curator = CuratorStore(Database(tmp_path / "curator.sqlite3", CURATOR_SCHEMA), KEYS, PostFormat(("dry_run",)))
-    return curator, PostQueue(Database(tmp_path / "poster.sqlite3", SCHEMA), pacing, clock)
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
+def sides(
+    request: pytest.FixtureRequest, backend: str, tmp_path: Path, pacing: Pacing, clock: TestClock
+) -> tuple[CuratorStore, PostQueue]:
+    """The curator's and the poster's stores, on SQLite or on the local PostgreSQL."""
+    curator_db = open_store(request, backend, tmp_path / "curator.sqlite3", CURATOR_MIGRATIONS)
+    curator = CuratorStore(curator_db, KEYS, PostFormat(("dry_run",)))
+    return curator, PostQueue(open_store(request, backend, tmp_path / "poster.sqlite3", SCHEMA), pacing, clock)
 
 
 def approve(curator: CuratorStore, post_id: str, text: str | None = None) -> tuple[str, Approval]:
@@ -82,9 +93,11 @@ def approve(curator: CuratorStore, post_id: str, text: str | None = None) -> tup
     return message.message_id, approval
 
 
-def test_each_state_is_reported_once_and_the_review_page_says_it_in_words(tmp_path: Path) -> None:
+def test_each_state_is_reported_once_and_the_review_page_says_it_in_words(
+    request: pytest.FixtureRequest, backend: str, tmp_path: Path
+) -> None:
     clock = TestClock(START)
-    curator, queue = sides(tmp_path, Pacing(min_gap=timedelta(hours=1), jitter=timedelta(0)), clock)
+    curator, queue = sides(request, backend, tmp_path, Pacing(min_gap=timedelta(hours=1), jitter=timedelta(0)), clock)
     platform, reports = Platform403(), Reports()
     dispatcher = Dispatcher(queue, platform, lambda post: None, report=reports, max_attempts=3)
     handle_approval = make_approval_handler(queue, platform, KEYS)
@@ -134,9 +147,11 @@ def test_each_state_is_reported_once_and_the_review_page_says_it_in_words(tmp_pa
     assert [p["state"] for p in decided[second]] == ["queued"]
 
 
-def test_a_refused_post_says_failed_and_why_and_a_redelivered_status_is_a_duplicate(tmp_path: Path) -> None:
+def test_a_refused_post_says_failed_and_why_and_a_redelivered_status_is_a_duplicate(
+    request: pytest.FixtureRequest, backend: str, tmp_path: Path
+) -> None:
     clock = TestClock(START)
-    curator, queue = sides(tmp_path, Pacing(), clock)
+    curator, queue = sides(request, backend, tmp_path, Pacing(), clock)
     platform, reports = Platform403(), Reports()
     dispatcher = Dispatcher(queue, platform, lambda post: None, report=reports)
     set_id, approval = approve(curator, "3", "Please REFUSE this one.")
@@ -152,7 +167,8 @@ def test_a_refused_post_says_failed_and_why_and_a_redelivered_status_is_a_duplic
         "Nothing was posted there."
     )
     # The same state, reported again by a poster that lost its record of reporting it: the same message id.
-    queue.db.query("DELETE FROM status_reports")
+    with queue.db.transaction() as connection:
+        connection.execute("DELETE FROM status_reports")
     dispatcher.run_due()
     assert reports[-1].message_id == failed.message_id
 
@@ -196,15 +212,26 @@ def test_over_rabbitmq_the_curator_shows_queued_published_and_failed_and_replays
             curator_bus.publish(message)
         assert wait_until(lambda: len(store.songs()) == 3)
         api = TestClient(create_app(curator_parts, curator_bus, manage_bus=False))
-        for message, text, now in zip(songs, (None, None, "Please REFUSE this."), (False, False, True), strict=True):
-            body = {"candidate_id": message.candidates[0].candidate_id, "now": now} | ({"text": text} if text else {})
-            assert api.post(f"/v1/songs/{message.message_id}/approve", json=body, headers=auth).status_code == 200
 
         def states() -> list[str | None]:
             found = [api.get(f"/v1/songs/{m.message_id}", headers=auth).json()["post_states"] for m in songs]
             return [s[0]["state"] if s else None for s in found]
 
-        assert wait_until(lambda: states() == ["published", "queued", "failed"]), states()
+        # One at a time, so the first takes the first slot (the poster handles approvals on two threads).
+        expected: list[str | None] = [None, None, None]
+        for i, (text, now, state) in enumerate(
+            zip(
+                (None, None, "Please REFUSE this."),
+                (False, False, True),
+                ("published", "queued", "failed"),
+                strict=True,
+            )
+        ):
+            message = songs[i]
+            body = {"candidate_id": message.candidates[0].candidate_id, "now": now} | ({"text": text} if text else {})
+            assert api.post(f"/v1/songs/{message.message_id}/approve", json=body, headers=auth).status_code == 200
+            expected[i] = state
+            assert wait_until(lambda: states() == expected), states()
         published, queued, failed = (api.get(f"/v1/songs/{m.message_id}", headers=auth).json() for m in songs)
         assert published["post_states"][0]["url"] == published["post_url"]
         due = datetime.fromisoformat(queued["post_states"][0]["due_at"])
@@ -220,6 +247,8 @@ def test_over_rabbitmq_the_curator_shows_queued_published_and_failed_and_replays
         page = api.get(f"/songs/{songs[1].message_id}").text
         assert 'class="stage post-state queued"' in page and "due to go out at" in page
         assert "Failed on the dry-run timeline: 403 Forbidden" in api.get(f"/songs/{songs[2].message_id}").text
+        approved = api.get("/?status=approved").text  # the queue shows what is waiting and what failed
+        assert ">queued on the dry-run timeline<" in approved and ">failed on the dry-run timeline<" in approved
 
         before = store.db.query("SELECT * FROM post_states ORDER BY approval_id")
         statuses = [(key, body) for key, body in tap.drain() if key == PostStatus.routing_key]

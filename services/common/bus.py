@@ -233,6 +233,9 @@ class Bus(Protocol):
     def publish(self, message: Envelope) -> None:
         """Publish durably; returns once the broker has confirmed it."""
 
+    def publish_many(self, messages: Sequence[Envelope]) -> None:
+        """Publish all, in flight together; returns once the broker has confirmed every one."""
+
     def subscribe(self, subscription: Subscription) -> None:
         """Consume the service's queue with these handlers once started."""
 

@@ -18,9 +18,11 @@ from __future__ import annotations
 
 import fcntl
 import os
+import random
 import re
 import sqlite3
 import threading
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
@@ -164,9 +166,9 @@ class Database:
         if connection is None:
             connection = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
             connection.row_factory = sqlite3.Row
-            connection.execute("PRAGMA journal_mode=WAL")
-            connection.execute("PRAGMA synchronous=NORMAL")
             connection.execute("PRAGMA busy_timeout=30000")
+            _wal(connection)
+            connection.execute("PRAGMA synchronous=NORMAL")
             self._local.connection = connection
             with self._connections_lock:
                 self._connections.append(connection)
@@ -212,6 +214,19 @@ class Database:
 
     def _presence_dir(self) -> Path:
         return self.path.parent / f"{self.path.stem}.copies"
+
+
+def _wal(connection: sqlite3.Connection) -> None:
+    """Switch a file to WAL. On a new file several copies starting together may try at once, and SQLite
+    answers 'locked' at once (no busy wait) to all but one: those try again."""
+    for attempt in range(200):
+        try:
+            connection.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or attempt == 199:
+                raise
+            time.sleep(0.01 + random.random() * 0.04)
 
 
 class Presence(Protocol):

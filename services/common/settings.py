@@ -42,6 +42,7 @@ class Settings(BaseSettings):
     heartbeat_seconds: int = Field(default=30, ge=0)
     # How long a publish keeps retrying (reconnecting) before it gives up and the input is redelivered.
     publish_timeout_seconds: float = Field(default=30.0, gt=0)
+    publish_window: int = Field(default=1000, ge=1, le=100_000)  # messages published, not yet confirmed
     shutdown_grace_seconds: float = Field(default=10.0, ge=0)
     # A message returned to its queue this often without an ack (its consumer keeps dying) is dead-lettered.
     max_redeliveries: int = Field(default=10, ge=1)

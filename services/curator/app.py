@@ -28,10 +28,10 @@ from deephype.curator.handlers import make_candidates_handler, make_post_status_
 from deephype.curator.review import (
     STATUSES,
     decided_by_words,
+    length_words,
     plain_scores,
     platform_name,
     queue_page,
-    shorten_hint,
     song_context,
     when,
 )
@@ -41,8 +41,8 @@ from deephype.curator.store import (
     CuratorStore,
     LinkUsed,
     NotFound,
+    PostRefused,
     SessionRegistry,
-    approval_text_problem,
 )
 from deephype.curator.throttle import AuthThrottle
 
@@ -345,8 +345,7 @@ def build(settings: Settings, bus: Bus, sender: EmailSender | None = None) -> tu
 
         def refused(problem: str) -> Response:
             # Back to the form with the edit kept and what to change: a refused edit is never a dead end.
-            hints = "".join(shorten_hint(text, post_platform) for text in (kept or {}).values())
-            flash = f"Not approved: {problem}.{hints} Change it and approve again."
+            flash = f"Not approved: {problem}. Change it and approve again."
             return song_response(request, session, set_id, 422, kept=kept or {}, flash=flash, flash_kind="error")
 
         # Bad input is refused before a review link is spent, so the curator can fix the text and retry.
@@ -368,6 +367,8 @@ def build(settings: Settings, bus: Bus, sender: EmailSender | None = None) -> tu
             return message(request, session, "Not found", str(exc), 404)
         except AlreadyDecided as exc:
             return message(request, session, "Already decided", str(exc), 409)
+        except PostRefused as exc:  # the platform it is too long for, by how much
+            return refused(length_words(exc.post, exc.platform) or str(exc))
         except ValueError as exc:
             return refused(str(exc))
         return RedirectResponse(f"/songs/{set_id}?flash={done}", status_code=303)
@@ -388,7 +389,7 @@ def build(settings: Settings, bus: Bus, sender: EmailSender | None = None) -> tu
             set_id,
             csrf,
             lambda by, token_id: approve(set_id, candidate_id, text, by, token_id, post, now) or "Approved.",
-            check=lambda: approval_text_problem(text.strip(), post_platform),
+            check=lambda: length_words(text, post_platform),
             kept={"own": text} if own else {candidate_id: text if post is None else post},
         )
 

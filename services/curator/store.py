@@ -103,6 +103,14 @@ class AlreadyDecided(Exception):
     """The song was approved or rejected already."""
 
 
+class PostRefused(ValueError):
+    """A platform's post of an approval is too long (or empty): the page says which and by how much."""
+
+    def __init__(self, platform: str, post: str, problem: str) -> None:
+        super().__init__(f"{platform}: {problem}")
+        self.platform, self.post = platform, post
+
+
 class NotFound(Exception):
     pass
 
@@ -281,7 +289,7 @@ class CuratorStore:
                 raise ValueError("the approved text is empty")
             for platform, post in posts.items():
                 if problem := approval_text_problem(post, platform):
-                    raise ValueError(f"{platform}: {problem}")
+                    raise PostRefused(platform, post, problem)
             _spend_token(connection, token_id)
             mention = message.enriched.mention
             # Reply only to posts that asked the bot (X allows replies only to posts that mention it).

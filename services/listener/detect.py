@@ -60,6 +60,8 @@ class Candidate:
     confirmation: Confirmation | None = None
     score: float = 0.0  # plausibility, raised by a confirmation
     bare: bool = False  # the clause is this credit and nothing else ("Taylor Swift – cardigan")
+    plausibility_penalty: float = 0.0  # what the form itself found against it
+    comma_tail: bool = False  # the unquoted title went on after a comma: "oat milk, bread, regret"
 
     @property
     def key(self) -> tuple[str, str]:
@@ -155,12 +157,13 @@ DAY_AND_MONTH = re.compile(
 # Never a song, even after "listening to": podcasts, talks, the news, books, films, games; album posts.
 NOT_A_SONG = re.compile(
     r"\b(?:podcast|episode|audiobook|audio\s*book|lecture|sermon|interview|webinar|news|radio\s+show"
-    r"|full\s+album|album\s+review|review|tracklist|setlist|book|novel|reading|read|nowreading|film|movie"
+    r"|full\s+album|album\s+review|(?<!track\s)(?<!song\s)(?<!single\s)review|tracklist|setlist|book|novel|reading|read|nowreading|film|movie"
     r"|documentary|memoir|biography|autobiography|poem|poetry|ballet|nowwatching|watching|season\s+\d|exhibition|painting|gaming|playthrough|hours\s+in"
     r"|act\s+\d|boss\s+rush|speedrun|recipe|thread|essay|quote)\b"
     r"|[📚📖🎬🍿🎮🎲🧵]",
     re.I,
 )
+MUSIC_VIDEO = re.compile(r"\b(?:video|clip|mv)\b", re.I)
 ALBUM_WORDS = re.compile(r"\b(?:album|ep|lp|mixtape|record)\b", re.I)
 SONG_WORDS = re.compile(r"\b(?:song|single|track|tune|banger|jam)s?\b", re.I)
 # "taken from the new album", "from new album Shade": a song from an album, not an album post.
@@ -170,6 +173,7 @@ FROM_AN_ALBUM = re.compile(
     re.I,
 )
 ALBUM_IN_TITLE = re.compile(r"[(\[]\s*(?:album|ep|lp|mixtape|full\s+album|\d+\s+tracks?)\s*[)\]]", re.I)
+QUESTION_WORD = re.compile(r"who|what|which|anyone|anybody|someone|somebody|everyone|nobody|they", re.I)
 DETERMINER_START = re.compile(r"^(?:a|an|my|your|his|her|our|their|some|this|that|these|those)\s")
 COUNTER_START = re.compile(
     r"^(?:chapter|day|week|step|part|episode|ep|vol|volume|season|page|pages|lesson|round|level|version|v)\s*\d",
@@ -249,7 +253,10 @@ TITLE_TAIL = re.compile(
     r"|(?-i:on\s+(?:a|the|my|this|an))\b|never\s+gets\s+old|hits\s+different|slaps|goes\s+(?:so\s+)?hard"
     r"|what\s+a\b|(?-i:right\s+now)|(?-i:today)\b|(?-i:at\s+(?:\d\w*|night|midnight|dawn|every|the))\b"
     r"|(?-i:tonight)\b|this\s+(?:morning|evening|week)|all\s+day|(?-i:and\s+(?:it|i|we|i'm))\b|because\b|cause\b"
-    r"|made\s+me\b|got\s+me\b|will\s+never\b|(?-i:please|pls|plz|thanks|thank\s+you|lol|lmao)\b|still\s+(?:hits|sounds|slaps)|/\s+(?-i:[a-z])|🔥)",
+    r"|made\s+me\b|got\s+me\b|will\s+never\b|(?-i:please|pls|plz|thanks|thank\s+you|lol|lmao)\b|still\s+(?:hits|sounds|slaps)|/\s+(?-i:[a-z])|🔥"
+    # lowercase only: "bags for the 400th time", "Shameika every day of my life", "X way too loud"
+    r"|(?-i:for\s+the\s+(?:\w+\s+)?time|every\s+(?:single\s+)?(?:day|night|morning|time|week)|way\s+too"
+    r"|deserves?|might\s+be|may\s+be|could\s+be|live\s+(?:was|is))\b)",
     re.I,
 )
 # What a post says before an artist: "Can't stop playing Radiohead - Creep".
@@ -257,6 +264,8 @@ LEAD_IN = re.compile(
     r"^.*?\b(?:playing|listening\s+to|listen\s+to|spinning|blasting|hearing|heard|check(?:ing)?\s+out"
     r"|loving|love|obsessed\s+with|recommend(?:ing)?|stream(?:ing)?|queue(?:d)?\s+up|discovered|watch"
     r"|revisit(?:ing)?|new\s+(?:single|song|track|music|video|ep|album)\s+(?:from|by)|premiere\s+(?:from|of)"
+    r"|put\s+on|thinking\s+(?:about|of)|humming|because"
+    r"|(?:crying|dancing|vibing|screaming|singing(?:\s+along)?|driving|running|working|cleaning|cooking|studying)\s+to"
     r"|is)\s+",
     re.I,
 )
@@ -286,7 +295,8 @@ TITLE_CHATTER = re.compile(r"(?i:\b(?:lol|lmao|omg|tbh|imo|smh|here's|there's)\b
 # A lowercase run after a capitalised title is chatter when it holds one of these ("made me cry on a train").
 _CHATTER_TAIL_WORDS = (
     "is was are were made makes me my i so such still just this that it never always the a an to and but "
-    "with on in at for again every time day night when while got gets hits goes you your we our of photos"
+    "with on in at for again every time day night when while got gets hits goes you your we our of photos "
+    "too way more very really much deserves deserve needs ever all like af"
 )
 CHATTER_TAIL_WORDS = frozenset(_CHATTER_TAIL_WORDS.split())
 GENERIC_WORDS = re.compile(r"\b(?:song|songs|track|tracks|album|single|playlist|music|tune|tunes)\b", re.I)
@@ -298,11 +308,11 @@ SENTENCE_END = re.compile(
 )
 RELEASE_VERB = re.compile(
     r"\s+(?:shares?|drops?|releases?|unveils?|returns?\s+with|debuts?|premieres?|announces?|teases?"
-    r"|delivers?|(?:is|are)\s+back\s+with|puts?\s+out|offers?\s+up)\b",
+    r"|delivers?|(?:is|are)\s+back\s+with|puts?\s+out|offers?\s+up|performs?|sings?)\b",
     re.I,
 )
 NEW_FROM = re.compile(
-    r"^(?:brand\s+)?new\s+(?:music\s+|single\s+|song\s+|track\s+)?(?:from|by)\s+(?P<artist>[^:]{1,60}?)\s*:\s*"
+    r"^(?:brand\s+)?new\s+(?:music\s+|single\s+|song\s+|track\s+|video\s+)?(?:from|by)\s+(?P<artist>[^:]{1,60}?)\s*:\s*"
     r"(?P<title>.+)$",
     re.I,
 )
@@ -346,6 +356,7 @@ ARTIST_KNOWN_BONUS = 0.15
 OFF_TOPIC_PENALTY = 0.3
 OFF_TOPIC_EMOJI_PENALTY = 0.15
 UNCUED_BY_PENALTY = 0.15
+BARE_RELEASE_PENALTY = 0.4  # "X release “Y”" with no song word: below ACCEPT even with the artist known
 CONFIRMED_FLOOR = 0.9  # a confirmed song's confidence is at least this
 ACCEPT = 0.5  # the lowest score kept
 ACCEPT_ON_DEMAND = 0.4  # a post addressed to the bot asks for a song: a little more benefit of the doubt
@@ -363,6 +374,7 @@ class _Cues:
     not_a_song: str | None
     track_id: str | None
     lowercase_post: bool
+    song_word: bool = False  # "song", "single", "track", "video" ...: the post says it is about a song
     known_artist: Callable[[str], bool] = lambda _artist: False
     known_credit: Callable[[str], bool] = lambda _artist: False  # the artist, or one artist of a credit
     on_demand: bool = False  # the post is addressed to the bot: it asks for a song
@@ -527,7 +539,15 @@ def _cues(text: str) -> _Cues:
             or DASH_VERSION.search(without_links)
         )
     )
-    not_a_song = NOT_A_SONG.search(BRACKET_VERSION_ANYWHERE.sub(" ", without_links))  # "(Live at Reading)"
+    music_video = MUSIC_VIDEO.search(without_links) is not None
+    not_a_song = next(
+        (
+            match  # "(Live at Reading)" is a version, and 🎬 next to "video" a music video
+            for match in NOT_A_SONG.finditer(BRACKET_VERSION_ANYWHERE.sub(" ", without_links))
+            if not (match.group(0) == "🎬" and music_video)
+        ),
+        None,
+    )
     album_post = (
         bool(ALBUM_WORDS.search(without_links))
         and not SONG_WORDS.search(without_links)
@@ -544,6 +564,7 @@ def _cues(text: str) -> _Cues:
         not_a_song=not_a_song.group(0) if not_a_song else None,
         track_id=track_id,
         lowercase_post=bool(letters) and not any(ch.isupper() for ch in letters),
+        song_word=bool(SONG_WORDS.search(without_links)) or music_video,
     )
 
 
@@ -553,13 +574,15 @@ def _clean(text: str) -> str:
     text = RETWEET.sub("\n", text)
     text = re.sub(r"(?<!\w)[*_]+|[*_]+(?!\w)", "", text)  # **bold**, _italic_
     text = re.sub(r"(?m)^\s*#{1,6}\s+", "", text)  # "## Heading"
-    text = re.sub(r"^(?:\s*@\w+(?:@[\w.]+)?[,:]?)+", " ", text)  # a reply's addressees: "@deephype what ..."
+    text = re.sub(r"^(?:\s*@\w+(?:[.@][\w-]+)*[,:]?)+", " ", text)  # a reply's addressees: "@deephype what ..."
+    # A Bluesky or Mastodon handle ending the post addresses someone ("... @deephype.bsky.social"): no name.
+    text = re.sub(r"(?:\s+@\w+(?:[.@][\w-]+)*[.@][\w-]+)+\s*$", " ", text)
     text = re.sub(r"(?:^|(?<=\s))@(\w+)(?:@[\w.]+)?", r"\1", text)  # "#np @Beyonce - Halo": the name stays
     text = CUE_PREFIX.sub("\n", text)
     # Emoji, symbols and joiners become clause marks; letters, digits, punctuation and $ (A$AP) stay.
     if not text.isascii():
         text = "".join(
-            " • " if unicodedata.category(ch) in ("So", "Sk", "Cf", "Co", "Cn") and ch not in "`´" else ch
+            " • " if unicodedata.category(ch) in ("So", "Sk", "Cf", "Co", "Cn") and ch not in "`´°" else ch
             for ch in text
         )
     text = re.sub(r"(?:\s*•)+", " •", text)
@@ -639,13 +662,21 @@ def _make(artist: str, title: str, form: str, quoted: bool, clause: int, cues: _
         artist_clean = _strip_edges(artist, keep_dots=True)  # the catalog knows this whole name
     else:
         artist_clean = _tidy_artist(artist, lead_in=kw.get("lead_in", False), tail_run=kw.get("tail_run", False))
+        member = BAND_MEMBER.match(artist_clean)
+        if member and not cues.known_artist(artist_clean):
+            artist_clean = member.group("member")  # "Big Thief's Adrianne Lenker shares ...": hers, not the band's
     untrimmed = _tidy_title(title, quoted=quoted, cut_tail=False)
     title_clean = _tidy_title(title, quoted=quoted, cut_tail=True)
     candidate = Candidate(artist_clean, title_clean, form, quoted, clause)
+    candidate.comma_tail = not quoted and re.search(r",\s+[^\W_]", title) is not None
     if title_clean != untrimmed:
         candidate.reasons.append("chatter cut after the title")
     candidate.veto = _veto(candidate, cues, trimmed=title_clean != untrimmed)
     return candidate
+
+
+# "Sonic Youth's Kim Gordon": a band's member, named with two words or more ("Jane's Addiction" is a band).
+BAND_MEMBER = re.compile(r"^.+?['’]s\s+(?P<member>[A-Z][^\s'’]*(?:\s+[A-Z][^\s'’]*)+)$")
 
 
 def _dash(clause: str, index: int, cues: _Cues) -> list[Candidate]:
@@ -812,6 +843,9 @@ def _known_suffix(words_before: str, lookup: SongLookup) -> str | None:
     return None
 
 
+BARE_RELEASE = re.compile(r"releas\w*|puts?\s+out", re.I)
+
+
 def _announce(clause: str, index: int, cues: _Cues) -> list[Candidate]:
     """Artist shares new single “Title”; Artist returns with disco stomper 'Title'."""
     verbs = list(RELEASE_VERB.finditer(clause))
@@ -827,7 +861,13 @@ def _announce(clause: str, index: int, cues: _Cues) -> list[Candidate]:
     if quote is None or len(between.split()) > 8 or ALBUM_WORDS.search(between):
         return []  # "announces new album “X”": an album
     artist = clause[: verb.start()]
-    return [_make(artist, _quoted_text(quote), "announce", True, index, cues, lead_in=True, tail_run=True)]
+    candidate = _make(artist, _quoted_text(quote), "announce", True, index, cues, lead_in=True, tail_run=True)
+    if BARE_RELEASE.fullmatch(last.group(0).strip()) and not cues.song_word:
+        # "Fleetwood Mac release “Rumours”": what is released with no song word is as often an album; only a
+        # provider that knows the song lifts it
+        candidate.plausibility_penalty = BARE_RELEASE_PENALTY
+        candidate.reasons.append("released, with no word saying it is a song (an album reads the same)")
+    return [candidate]
 
 
 def _artist_song(clause: str, index: int, cues: _Cues) -> list[Candidate]:
@@ -867,6 +907,13 @@ def _comma(clause: str, index: int, cues: _Cues) -> list[Candidate]:
 JUXTAPOSED_NAME = re.compile(r"(?:^|(?<=\s))(?P<artist>(?:[A-Z0-9][\w.&'’+-]*\s+){0,4}[A-Z0-9][\w.&'’+-]*)\s+$")
 
 
+# What may follow a quoted title in a post that says "song": 'SZA "Kill Bill" has the best chorus'.
+JUXTAPOSED_TAIL = re.compile(
+    r"\s+(?:is|was|has|had|remains|will|would|still|just|really|never|always|hits|slaps|goes|makes|made|gets|got"
+    r"|sounds|deserves|might|may|could|should|must|feels|lives)\b"
+)
+
+
 def _juxtaposed(clause: str, index: int, cues: _Cues) -> list[Candidate]:
     """Cocteau Twins "Heaven or Las Vegas": a name right before a quote that ends the clause. People quote
     after names for much else ("Drake 'not worried' about ...", "Radiohead 'OK Computer' turns 25"), so the
@@ -878,7 +925,11 @@ def _juxtaposed(clause: str, index: int, cues: _Cues) -> list[Candidate]:
         if name is None:
             continue
         rest = clause[match.end() :].strip()
-        if rest and not (re.fullmatch(r"[\W_]*", rest) or TITLE_TAIL.match(" " + rest)):
+        if rest and not (
+            re.fullmatch(r"[\W_]*", rest)
+            or TITLE_TAIL.match(" " + rest)
+            or (cues.song_word and JUXTAPOSED_TAIL.match(" " + rest))
+        ):
             continue
         if not (_titlecase(_quoted_text(match)) or cues.strong or cues.on_demand):
             continue
@@ -938,10 +989,15 @@ def _veto(candidate: Candidate, cues: _Cues, *, trimmed: bool) -> str | None:
     artist, title = candidate.artist, candidate.title
     if not artist or not title or not re.search(r"\w", artist) or not re.search(r"\w", title):
         return "an empty artist or title"
-    if NOT_A_TITLE.match(title) or (re.search(r"['’]s?$", title) and not candidate.quoted):
+    possessive_end = re.search(r"['’]s?$", title) and not candidate.quoted
+    if possessive_end and candidate.bare and len(title.split()) >= 2 and _titlecase(title):
+        possessive_end = False  # "Dijon - Big Mike's": a whole clause that is a credit
+    if NOT_A_TITLE.match(title) or possessive_end:
         return "the title is a pointer or call to action"
     if POST_OPENER.match(artist) and not cues.known_artist(artist):
         return "the artist side is a stock opener ('hot take', 'PSA', 'update')"
+    if QUESTION_WORD.fullmatch(artist):
+        return "a question ('who sings ...'), not a name"
     if DETERMINER_START.match(artist) and not cues.known_artist(artist):
         return "the artist starts like a sentence ('a', 'my', 'this' ...)"
     if ALBUM_IN_TITLE.search(title):
@@ -954,7 +1010,7 @@ def _veto(candidate: Candidate, cues: _Cues, *, trimmed: bool) -> str | None:
         return "the artist is a number, time or amount"
     if _looks_like_number_or_time(title) and not (
         ((cues.strong or cues.music) and re.fullmatch(r"\d{1,4}", title))
-        or (candidate.bare and cues.known_credit(artist) and not cues.off_topic and re.fullmatch(r"\d{1,4}%?", title))
+        or (candidate.bare and cues.known_credit(artist) and not cues.off_topic and _styled_number_title(title))
     ):
         return "the title is a number, time or amount"
     if _calendar_pair(artist, title):
@@ -983,6 +1039,11 @@ def _veto(candidate: Candidate, cues: _Cues, *, trimmed: bool) -> str | None:
     if trimmed and not (cues.music or cues.strong) and not _titlecase(title):
         return "a title cut out of a sentence"
     return None
+
+
+def _styled_number_title(title: str) -> bool:
+    """A known artist's title made of a number or with one: "$20", "10%", "22", "Plastic 100°C"."""
+    return bool(re.fullmatch(r"[$#£€]?\d{1,4}%?", title) or (_titlecase(title) and re.match(r"[^\W\d_]", title)))
 
 
 def _score_plausibility(candidate: Candidate, cues: _Cues, lookup: SongLookup | None) -> None:
@@ -1049,6 +1110,7 @@ def _score_plausibility(candidate: Candidate, cues: _Cues, lookup: SongLookup | 
     elif cues.off_topic_emoji and not cues.strong:
         score -= OFF_TOPIC_EMOJI_PENALTY
         reasons.append("a sport or travel emoji in the post")
+    score -= candidate.plausibility_penalty
     if CHATTER.search(candidate.artist):
         score -= 0.05
         reasons.append("a common word in the artist")
@@ -1077,13 +1139,16 @@ def _plain_lowercase_title(title: str) -> bool:
 
 
 def _lowercase_credit(candidate: Candidate) -> bool:
-    """ "porches - rangerover": a short name and a short title, no sentence words in the name."""
+    """ "porches - rangerover": a short name and a short title, no sentence words in the name. A title that
+    goes on after a comma or holds a number ("moving day - 4th floor, no lift") reads like a note."""
     words = candidate.artist.split()
     return (
         len(words) <= 4
         and not CHATTER.search(candidate.artist)
         and not any(word in LOWERCASE_SENTENCE_WORDS for word in words)
-        and (candidate.quoted or len(candidate.title.split()) <= 5)
+        and not candidate.comma_tail
+        and (candidate.quoted or not re.search(r"\d", candidate.title))
+        and (candidate.quoted or len(candidate.title.split()) <= (6 if candidate.bare else 5))
         and not any(word in LOWERCASE_SENTENCE_TITLE_WORDS for word in candidate.title.split())
     )
 
@@ -1092,7 +1157,7 @@ def _lowercase_credit(candidate: Candidate) -> bool:
 LOWERCASE_SENTENCE_TITLE_WORDS = frozenset({"that", "thing", "things", "stuff", "please", "because", "remember"})
 _LOWERCASE_SENTENCE_WORDS = (
     "it's its ok okay but who what why how when where mood vibes weather energy giving girl dinner asked "
-    "one more just so very really much too all no yes not if then than also"
+    "one more just so very really much too all no yes not if then than also new"
 )
 LOWERCASE_SENTENCE_WORDS = frozenset(_LOWERCASE_SENTENCE_WORDS.split())
 
@@ -1170,7 +1235,7 @@ def _tidy_title(title: str, *, quoted: bool, cut_tail: bool) -> str:
     title = title.strip()
     if not quoted:
         title = ASIDE_BRACKET.sub("", title)
-        title = re.sub(r"\s+(?:\.{3}|…)\s+(?=[a-z]).*$", "", title)  # "Harmony Hall ... still perfect"
+        title = _cut_after_ellipsis(title)
         title = _cut_title_tail(title)
         title = re.sub(r"\s*(?:[;!?|].*|,\s+(?=[a-z]).*)$", "", title)
     title = _strip_edges(title)
@@ -1184,6 +1249,18 @@ def _tidy_title(title: str, *, quoted: bool, cut_tail: bool) -> str:
     if quoted or not cut_tail:
         return title
     return _strip_edges(_cut_lowercase_tail(title))
+
+
+def _cut_after_ellipsis(title: str) -> str:
+    """ "Harmony Hall ... still perfect", "Retrograde... goosebumps every time": English chatter after "...";
+    "Je t'aime... moi non plus" keeps its words."""
+    match = re.search(r"\s*(?:\.{3}|…)\s+(?=[a-z])(?P<tail>.*)$", title)
+    if match is None:
+        return title
+    glued = match.start() > 0 and title[match.start() - 1] != " "  # "Je t'aime... moi non plus"
+    if glued and not any(word.lower() in CHATTER_TAIL_WORDS for word in match.group("tail").split()):
+        return title
+    return title[: match.start()]
 
 
 def _cut_title_tail(title: str) -> str:

@@ -51,6 +51,7 @@ def build(
         publishers,
         bus.publish,
         report=bus.publish,
+        publish_many=bus.publish_many,
         retry_delays=settings.retry_delays,
         max_attempts=settings.max_attempts,
     )

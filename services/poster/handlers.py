@@ -281,7 +281,7 @@ class PostQueue:
                     (self.copy_id, row["approval_id"], row["platform"], row["claimed_by"] or ""),
                 ).fetchone()
             if mine is not None:
-                taken.append(mine)
+                taken.append({**dict(mine), "claimed_by_before": row["claimed_by"]})
         return taken
 
     def requeue(self, approval_id: str, platform: str, note: str | None = None) -> None:
@@ -415,9 +415,13 @@ class Dispatcher:
         retry_delays: Sequence[float] = (1.0, 5.0, 30.0, 300.0, 3600.0),
         max_attempts: int = 5,
         recover_interval: float = 2.0,
+        publish_many: Callable[[Sequence[Envelope]], None] | None = None,
     ) -> None:
         self.queue, self.publishers, self.announce = queue, _by_platform(publishers), announce
         self.report = report  # where each post's state goes (PostStatus: queued, published, failed, held)
+        # The bus's batch publish, when there is one: a tick's announcements (and reports) are confirmed
+        # together, not one broker round trip after the other.
+        self.publish_many = publish_many
         self.interval = interval
         # How often a running copy looks for calls cut off by another copy's crash (and takes them over).
         self.recover_interval = recover_interval
@@ -438,6 +442,12 @@ class Dispatcher:
             if publisher is None:
                 continue
             if publisher.idempotent:
+                log.info(
+                    "the call posting %s to %s was cut off (copy %s stopped): making it again, idempotently",
+                    approval_id,
+                    platform,
+                    row["claimed_by_before"] or "unknown",
+                )
                 self.queue.requeue(approval_id, platform)
                 continue
             find_posted = getattr(publisher, "find_posted", None)
@@ -536,26 +546,54 @@ class Dispatcher:
         )
 
     def _announce_pending(self) -> None:
-        for post in self.queue.unannounced():
-            try:
-                self.announce(post)
-            except Exception:
-                log.exception("could not announce post %s yet; trying again", post.message_id)
-                return
-            self.queue.mark_announced(post.approval_id, post.platform.value)
+        self._send_then_mark(
+            self.queue.unannounced(),
+            lambda post: post,
+            self.announce,
+            lambda post: self.queue.mark_announced(post.approval_id, post.platform.value),
+            "announcement",
+        )
 
     def _report_states(self) -> None:
         """Tell the curator each post's new state: at least once (reported, then marked), in order per post."""
         if self.report is None:
             return
-        for row in self.queue.unreported():
-            status = status_of(row, self.queue.clock())
+        now = self.queue.clock()
+        self._send_then_mark(
+            self.queue.unreported(),
+            lambda row: status_of(row, now),
+            self.report,
+            lambda row: self.queue.mark_reported(row["approval_id"], row["platform"], row["status_now"]),
+            "post state",
+        )
+
+    def _send_then_mark(
+        self,
+        items: Sequence[Any],
+        message_of: Callable[[Any], Envelope],
+        send_one: Callable[[Envelope], None],
+        mark: Callable[[Any], None],
+        what: str,
+    ) -> None:
+        """Publish each item's message, then mark the item sent (at least once, in order). With the bus's
+        batch publish, a tick's messages are confirmed together instead of one round trip after another."""
+        messages = [message_of(item) for item in items]
+        if self.publish_many is not None and messages:
             try:
-                self.report(status)
+                self.publish_many(messages)
             except Exception:
-                log.exception("could not report the state of post %s yet; trying again", row["approval_id"])
+                log.exception("could not send %d %s messages yet; trying again", len(messages), what)
                 return
-            self.queue.mark_reported(row["approval_id"], row["platform"], row["status_now"])
+            for item in items:  # marked only once every one is confirmed
+                mark(item)
+            return
+        for item, message in zip(items, messages, strict=True):
+            try:
+                send_one(message)
+            except Exception:
+                log.exception("could not send the %s %s yet; trying again", what, message.message_id)
+                return
+            mark(item)
 
     def wake(self) -> None:
         self._wake.set()
