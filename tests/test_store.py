@@ -26,9 +26,7 @@ from deephype.poster.publishers import DryRunPublisher
 from deephype.poster.schedule import Pacing, TestClock
 from tests.conftest import TEST_APPROVAL_KEY, wait_until
 from tests.factories import candidates
-from tests.helpers.postgres import BACKENDS, open_store, postgres_url, same_store
-
-__all__ = ["postgres_url"]  # the session fixture, used through open_store
+from tests.helpers.postgres import BACKENDS, open_store, same_store
 
 REPO = Path(__file__).resolve().parents[1]
 KEYS = ApprovalKeys([TEST_APPROVAL_KEY])
