@@ -25,6 +25,7 @@ smoke: install
 
 test: install
 	scripts/ensure-rabbitmq.sh
+	scripts/ensure-postgres.sh
 	scripts/ensure-chromium.sh
 	$(BIN)/ruff check .
 	$(BIN)/pytest -q -p no:cacheprovider

@@ -2,9 +2,13 @@
 train the sentence VAE and the plain LSTM LM with the same budget, report held-out PPL, KL and active units.
 
     .venv/bin/python bench/blog.py --minutes 12
+    .venv/bin/python bench/blog.py --quality-only --minutes 15 [--pretrained-steps 250]
 
 The blog text is only read at run time (never copied into the repo); the corpus goes to /tmp.
-Writes bench/results/blog.json.
+Writes bench/results/blog.json. With --quality / --quality-only it also trains the product's models on the
+blog corpus (`deephype train`, as `make model` does, within the same budget) and runs bench/quality.py on
+them: bench/results/quality-blog.json keeps the figures only (no sentences: the blog's text and anything
+trained on it stay out of the repo).
 """
 
 from __future__ import annotations
@@ -12,6 +16,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -32,6 +38,9 @@ def main() -> None:
     parser.add_argument("--eval-k", type=int, default=20)
     parser.add_argument("--work", type=Path, default=Path("/tmp/deephype-blog"))
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest on a busy box)")
+    parser.add_argument("--quality", action="store_true", help="also train the product models and run quality.py")
+    parser.add_argument("--quality-only", action="store_true", help="only the product models and quality.py")
+    parser.add_argument("--pretrained-steps", type=int, default=0, help="also the pretrained-decoder VAE (steps)")
     args = parser.parse_args()
     if not BLOG_POSTS.is_file():
         raise SystemExit(f"{BLOG_POSTS} is not there; nothing to benchmark")
@@ -41,6 +50,9 @@ def main() -> None:
     if deephype(["corpus", "build", str(BLOG_POSTS), "--out", str(corpus), "--no-plot", "--quiet"]) != 0:
         raise SystemExit("deephype corpus build failed")
     build_minutes = (time.monotonic() - started) / 60
+    if args.quality_only:
+        quality(corpus, args)
+        return
     splits = read_corpus(corpus, max_tokens=40)
     results: dict[str, object] = {
         "corpus": {split: len(examples) for split, examples in splits.items()},
@@ -76,6 +88,39 @@ def main() -> None:
         au = f"{test['active_units']}/{test['latent_dim']}"
         epochs = results[name]["epochs"]  # type: ignore[index]
         print(f"{name:8} {test['ppl']:9.1f} {test['nll']:8.2f} {test['kl']:6.2f} {test['mi']:6.2f} {au:>6} {epochs:7d}")
+    if args.quality:
+        quality(corpus, args)
+
+
+def quality(corpus: Path, args: argparse.Namespace) -> None:
+    """Train the product's models on the blog corpus as `make model` does, then judge them with quality.py."""
+    models, python = args.work / "models", sys.executable
+    cli = [python, "-m", "deephype.cli"]
+    seed_and_threads = ["--seed", "0", "--threads", str(args.threads), "--quiet"]
+    lstm = [*cli, "train", "--corpus", str(corpus), "--out", str(models / "lstm"), "--size", "small"]
+    lstm += ["--epochs", "18", "--kl-anneal-steps", "500", "--eval-k", "5", "--max-minutes", str(args.minutes)]
+    subprocess.run([*lstm, *seed_and_threads], check=True)
+    judged = ["--model", str(models / "lstm")]
+    if args.pretrained_steps:
+        pretrained = [*cli, "train", "--arch", "pretrained", "--corpus", str(corpus), "--out"]
+        pretrained += [str(models / "pretrained"), "--epochs", "1", "--max-steps", str(args.pretrained_steps)]
+        subprocess.run([*pretrained, "--eval-k", "5", *seed_and_threads], check=True)
+        judged += ["--model", str(models / "pretrained")]
+    raw = args.work / "quality.json"
+    bench = [python, str(Path(__file__).with_name("quality.py")), "--corpus", str(corpus), *judged]
+    bench += ["--models-dir", str(models), "--songs", "3", "--threads", str(args.threads), "--out", str(raw)]
+    subprocess.run(bench, check=True)
+    report = json.loads(raw.read_text())
+    for system in report["systems"]:
+        system.pop("examples", None)
+    report["models"] = {
+        name: json.loads((models / name / "metrics.json").read_text())
+        for name in ("lstm", "pretrained")
+        if (models / name / "metrics.json").is_file()
+    }
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "quality-blog.json").write_text(json.dumps(report, indent=2) + "\n")
+    print(f"wrote {RESULTS / 'quality-blog.json'} (figures only)")
 
 
 if __name__ == "__main__":

@@ -1,26 +1,38 @@
-"""End-to-end capacity: mentions/s from POST /v1/mentions to candidates on the bus, and p50/p99 latency
-(mention posted → its candidates published), with the generator as one and as three competing consumers;
-each both saturated and paced at 70% of the saturated rate (latency at a load the pipeline can carry).
-Every service is its own process (`deephype serve`) on the local RabbitMQ, as in production.
+"""End-to-end capacity: mentions/s and p50/p99 latency through the services as separate processes
+(`deephype serve`) on the local RabbitMQ, as in production.
 
-    .venv/bin/python bench/pipeline.py [--mentions 1000] [--model default]
+--through published (default): all five services. A mention is POSTed to the listener, enriched, given
+candidates, stored and emailed (outbox backend) by the curator, approved at once (DEEPHYPE_CURATOR_AUTO_APPROVE,
+standing in for the human), posted by the poster (dry-run platform, no pacing), and announced: latency is
+mention POSTed → its PublishedPost on the bus. --through candidates: listener, enricher and generator(s) only,
+latency to the Candidates message.
+
+Each setting runs saturated (as fast as --concurrency keep-alive clients can send), then paced at 70% of the
+saturated rate (latency at a load the pipeline can carry). Where the time goes: CPU seconds per mention
+of each process (the services, the broker, this load generator) from /proc, over the saturated run.
+
+    .venv/bin/python bench/pipeline.py --model null --generators 1           # the bus and the cheap hops
+    .venv/bin/python bench/pipeline.py --model lstm --through candidates     # the model
+DEEPHYPE_GENERATOR_MODEL=null is the benchmark generator: fixed candidates at once, no model.
 """
 
 from __future__ import annotations
 
 import argparse
+import http.client
 import json
 import os
+import secrets
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
 import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
-import httpx
 import pika
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -30,13 +42,25 @@ AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/%2F"
 PACED_SHARE = 0.7  # the paced runs offer this share of the saturated throughput
 LISTENER_TOKEN = "bench-listener-token"
 CATALOG = json.loads((Path(__file__).resolve().parents[1] / "data" / "catalog.json").read_text())["tracks"]
+END_ROUTING_KEY = {"published": "post.published", "candidates": "candidates.generated"}
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
-def run(
-    generators: int, mentions: int, concurrency: int, model: str, work: Path, rate: float | None = None
-) -> dict[str, float | None]:
-    """Saturated (rate None: send as fast as `concurrency` clients can) or paced at `rate` mentions/s."""
-    exchange = f"bench-{uuid.uuid4().hex[:8]}"
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process and its reaped children, from /proc."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return sum(int(fields[i]) for i in (11, 12, 13, 14)) / CLOCK_TICKS
+
+
+def broker_pid() -> int | None:
+    found = subprocess.run(["pgrep", "-f", "beam.smp.*rabbit"], capture_output=True, text=True).stdout.split()
+    return int(found[0]) if found else None
+
+
+def service_env(exchange: str, work: Path, model: str, through: str, threads: int) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("DEEPHYPE_")}
     env.update(
         {
@@ -46,75 +70,164 @@ def run(
             "DEEPHYPE_LISTENER_API_TOKEN": LISTENER_TOKEN,
             "DEEPHYPE_STATE_DIR": str(work / exchange),
             "DEEPHYPE_GENERATOR_MODEL": model,
-            "DEEPHYPE_PREFETCH": "32",
-            "DEEPHYPE_HANDLER_THREADS": "4",
+            "DEEPHYPE_PREFETCH": "256",
+            "DEEPHYPE_HANDLER_THREADS": str(threads),
+            "DEEPHYPE_LOG_LEVEL": os.environ.get("DEEPHYPE_LOG_LEVEL", "INFO"),  # as in production
         }
     )
+    if through == "published":
+        env.update(
+            {
+                "DEEPHYPE_CURATOR_AUTO_APPROVE": "true",
+                "DEEPHYPE_APPROVAL_KEYS": secrets.token_hex(32),
+                "DEEPHYPE_CURATOR_PASSWORD": secrets.token_hex(16),
+                "DEEPHYPE_CURATOR_SECRET_KEY": secrets.token_hex(32),
+                "DEEPHYPE_CURATOR_EMAIL_BACKEND": "outbox",
+                "DEEPHYPE_POSTER_PLATFORM": "dry_run",
+                "DEEPHYPE_POSTER_MIN_GAP_SECONDS": "0",
+                "DEEPHYPE_POSTER_GAP_JITTER_SECONDS": "0",
+                "DEEPHYPE_POSTER_MAX_PER_HOUR": "100000000",
+                "DEEPHYPE_POSTER_MAX_PER_DAY": "100000000",
+            }
+        )
+    return env
+
+
+class Sender:
+    """Keep-alive HTTP/1.1 clients on threads (http.client: a fraction of httpx's CPU per request)."""
+
+    def __init__(self, port: int, concurrency: int) -> None:
+        self.port, self.concurrency = port, concurrency
+        self.sent_at: dict[str, float] = {}  # trace id → when its POST went out
+        self.errors: list[str] = []
+
+    def run(self, mentions: int, rate: float | None) -> None:
+        started = time.perf_counter()
+        next_index = iter(range(mentions))
+        lock = threading.Lock()
+
+        def client() -> None:
+            connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
+            headers = {"Authorization": f"Bearer {LISTENER_TOKEN}", "Content-Type": "application/json"}
+            while True:
+                with lock:
+                    index = next(next_index, None)
+                if index is None:
+                    break
+                track = CATALOG[index % len(CATALOG)]
+                body = json.dumps(
+                    {
+                        "platform": "http",
+                        "post_id": f"b{index}",
+                        "author": "bench",
+                        "text": f"#NowPlaying {track['artist']} - {track['title']} #{index}",
+                    }
+                )
+                if rate:
+                    time.sleep(max(0.0, started + index / rate - time.perf_counter()))
+                sent = time.perf_counter()
+                connection.request("POST", "/v1/mentions", body, headers)
+                response = connection.getresponse()
+                answer = response.read()
+                if response.status != 202:
+                    self.errors.append(f"{response.status}: {answer[:200]!r}")
+                    continue
+                self.sent_at[json.loads(answer)["trace_id"]] = sent
+            connection.close()
+
+        threads = [threading.Thread(target=client) for _ in range(self.concurrency)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+
+
+def run(
+    generators: int,
+    mentions: int,
+    concurrency: int,
+    model: str,
+    through: str,
+    threads: int,
+    work: Path,
+    rate: float | None = None,
+    profile_with: str | None = None,
+) -> dict[str, Any]:
+    """Saturated (rate None) or paced at `rate` mentions/s."""
+    exchange = f"bench-{uuid.uuid4().hex[:8]}"
+    env = service_env(exchange, work, model, through, threads)
     names = ["listener", "enricher"] + ["generator"] * generators
+    if through == "published":
+        names += ["curator", "poster"]
     processes = [ServiceProcess(name, env, work, label=f"{exchange}-{name}-{i}") for i, name in enumerate(names)]
     for process in processes:
         process.start()
     deadline = time.monotonic() + 180
     while not all(p.ready() for p in processes):
-        if time.monotonic() > deadline:
+        exited = [p.name for p in processes if p.process and p.process.poll() is not None]
+        if exited or time.monotonic() > deadline:
             raise SystemExit(f"services did not get ready; logs in {work}")
         time.sleep(0.2)
 
     connection = pika.BlockingConnection(pika.URLParameters(AMQP_URL))
     channel = connection.channel()
     tap = channel.queue_declare("", exclusive=True).method.queue
-    channel.queue_bind(tap, exchange, routing_key="candidates.generated")
-    sent_at: dict[str, float] = {}
-    latencies: list[float] = []
-    listener = processes[0].url
+    channel.queue_bind(tap, exchange, routing_key=END_ROUTING_KEY[through])
+    arrived: dict[str, float] = {}  # trace id → first time its end message was seen
 
-    def send(index: int) -> None:
-        track = CATALOG[index % len(CATALOG)]
-        body = {
-            "platform": "http",
-            "post_id": f"b{index}",
-            "author": "bench",
-            "text": f"#NowPlaying {track['artist']} - {track['title']} #{index}",
-        }
-        if rate:
-            time.sleep(max(0.0, started + index / rate - time.perf_counter()))
-        sent_at[f"b{index}"] = time.perf_counter()
-        client.post(listener + "/v1/mentions", json=body).raise_for_status()
+    pids: dict[str, int] = {f"{p.name}-{i}": p.process.pid for i, p in enumerate(processes) if p.process}
+    if (broker := broker_pid()) is not None:
+        pids["rabbitmq"] = broker
+    cpu_before = {name: cpu_seconds(pid) for name, pid in pids.items()}
+    own_before = time.process_time()
 
-    # One pooled client: a new httpx client per request costs more CPU than the pipeline itself.
-    client = httpx.Client(
-        timeout=60,
-        limits=httpx.Limits(max_connections=concurrency),
-        headers={"Authorization": f"Bearer {LISTENER_TOKEN}"},
-    )
+    profilers = [
+        subprocess.Popen(
+            [
+                *(profile_with, "record", "--nonblocking", "--format", "raw", "--rate", "50", "--duration", "15"),
+                *("--pid", str(pid), "--output", str(work / f"profile-{name}.txt")),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for name, pid in pids.items()
+        if profile_with and rate is None and name != "rabbitmq"
+    ]
+    sender = Sender(int(processes[0].url.rsplit(":", 1)[1]), concurrency)
     started = time.perf_counter()
-    sender = threading.Thread(target=lambda: list(ThreadPoolExecutor(concurrency).map(send, range(mentions))))
-    sender.start()
+    sending = threading.Thread(target=sender.run, args=(mentions, rate))
+    sending.start()
     last = started
-    for method, _, body in channel.consume(tap, auto_ack=True, inactivity_timeout=120):
+    for method, _, body in channel.consume(tap, auto_ack=True, inactivity_timeout=60):
         if method is None:
             break
-        now = time.perf_counter()
-        post_id = json.loads(body)["enriched"]["mention"]["post_id"]
-        latencies.append(now - sent_at[post_id])
-        last = now
-        if len(latencies) == mentions:
+        last = time.perf_counter()
+        arrived.setdefault(json.loads(body)["trace_id"], last)
+        if len(arrived) >= mentions - len(sender.errors):
             break
-    sender.join()
-    client.close()
+    sending.join()
+    for profiler in profilers:
+        profiler.wait()
+    cpu = {name: cpu_seconds(pid) - cpu_before[name] for name, pid in pids.items()}
+    cpu["load generator (this process)"] = time.process_time() - own_before
+    channel.cancel()
     connection.close()
     for process in processes:
         process.stop()
     cleanup(exchange)
-    latencies.sort()
+
+    latencies = sorted(arrived[t] - sent for t, sent in sender.sent_at.items() if t in arrived)
     return {
+        "through": through,
         "generators": generators,
         "offered_per_s": rate,
         "mentions": mentions,
         "completed": len(latencies),
+        "errors": sender.errors[:5],
         "mentions_per_s": len(latencies) / (last - started),
-        "p50_s": statistics.median(latencies),
-        "p99_s": latencies[int(0.99 * (len(latencies) - 1))],
+        "p50_s": statistics.median(latencies) if latencies else None,
+        "p99_s": latencies[int(0.99 * (len(latencies) - 1))] if latencies else None,
+        "cpu_ms_per_mention": {name: 1000 * seconds / max(1, len(latencies)) for name, seconds in cpu.items()},
     }
 
 
@@ -133,27 +246,49 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mentions", type=int, default=1000)
     parser.add_argument("--concurrency", type=int, default=16)
-    parser.add_argument("--model", default="lstm", help="DEEPHYPE_GENERATOR_MODEL for the generators")
+    parser.add_argument("--model", default="lstm", help="DEEPHYPE_GENERATOR_MODEL for the generators (null: none)")
+    parser.add_argument("--through", choices=sorted(END_ROUTING_KEY), default="published")
+    parser.add_argument("--generators", default="1,3", help="generator processes, one setting per comma")
+    parser.add_argument("--handler-threads", type=int, default=4)
+    parser.add_argument(
+        "--py-spy", help="py-spy's path: profile each service for 15 s of the saturated run (stacks in the work dir)"
+    )
+    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "pipeline.json")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="deephype-bench-"))
     results = []
-    for generators in (1, 3):
-        saturated = run(generators, args.mentions, args.concurrency, args.model, work)
+    common = (args.mentions, args.concurrency, args.model, args.through, args.handler_threads, work)
+    for generators in (int(g) for g in args.generators.split(",")):
+        saturated = run(generators, *common, profile_with=args.py_spy)
         # Latency under a load the pipeline can carry: past saturation it only measures the queue's length.
         rate = PACED_SHARE * float(saturated["mentions_per_s"] or 0)
-        results += [saturated, run(generators, args.mentions, args.concurrency, args.model, work, rate=rate)]
-    print(f"mention → candidates, {args.mentions} mentions, model {args.model!r}, {os.cpu_count()} CPUs")
+        results += [saturated, run(generators, *common, rate=rate)]
+    print(
+        f"mention → {END_ROUTING_KEY[args.through]}, {args.mentions} mentions, model {args.model!r}, "
+        f"{os.cpu_count()} CPUs, {args.concurrency} clients"
+    )
     for r in results:
         offered = "as fast as possible" if r["offered_per_s"] is None else f"paced at {r['offered_per_s']:.1f}/s"
+        p50 = f"{r['p50_s'] * 1000:7.0f}" if r["p50_s"] is not None else "      -"
+        p99 = f"{r['p99_s'] * 1000:7.0f}" if r["p99_s"] is not None else "      -"
         print(
             f"  generators={r['generators']} {offered:>20}: {r['mentions_per_s']:7.1f} mentions/s"
-            f"   p50 {r['p50_s'] * 1000:7.0f} ms   p99 {r['p99_s'] * 1000:7.0f} ms"
-            f"   ({r['completed']}/{r['mentions']} completed)"
+            f"   p50 {p50} ms   p99 {p99} ms   ({r['completed']}/{r['mentions']} completed)"
         )
-    scale = results[2]["mentions_per_s"] / results[0]["mentions_per_s"]
-    print(f"  3 vs 1 generator throughput ratio: {scale:.2f}   (targets: ≥ 200 mentions/s, p99 < 1 s)")
-    out = Path(__file__).parent / "results" / "pipeline.json"
-    out.write_text(json.dumps({"model": args.model, "runs": results, "scale_3_vs_1": scale}, indent=2) + "\n")
+        if r["errors"]:
+            print(f"    errors: {r['errors']}")
+        if r["offered_per_s"] is None:
+            spent = "  ".join(f"{name} {ms:.2f}" for name, ms in r["cpu_ms_per_mention"].items())
+            print(f"    CPU ms per mention: {spent}")
+    if len(results) >= 4:
+        print(
+            f"  throughput ratio, generators {results[2]['generators']} vs {results[0]['generators']}: "
+            f"{results[2]['mentions_per_s'] / results[0]['mentions_per_s']:.2f}"
+        )
+    print(f"  logs and profiles: {work}")
+    print("  targets (null generator, all five): ≥ 1,000 mentions/s; p99 < 1 s at 70% of that")
+    args.out.parent.mkdir(exist_ok=True)
+    args.out.write_text(json.dumps({"model": args.model, "through": args.through, "runs": results}, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -71,3 +71,24 @@ def test_dev_split_figures() -> None:
             right += 1
     assert right / found >= 0.97
     assert right / positives >= 0.93
+
+
+def test_readme_gives_the_recorded_held_out_figures() -> None:
+    """The README's detection table repeats bench/results/detect.json (rerun the bench, then the table)."""
+    root = CORPUS.parents[1]
+    results = json.loads((root / "bench" / "results" / "detect.json").read_text(encoding="utf-8"))
+    readme = (root / "README.md").read_text(encoding="utf-8")
+    rows = {
+        "test, batch 5": results["catalog_batch_5_clean"],
+        "batch 5, dev and test": results["catalog_batch_5_both_splits_clean"],
+        "whole test split now": results["catalog"],
+        "whole test split, plausibility only": results["plausibility_only"],
+    }
+    for label, figures in rows.items():
+        [line] = [line for line in readme.splitlines() if line.startswith("| ") and label in line.replace("*", "")]
+        cells = [cell.strip(" *") for cell in line.split("|")[1:-1]]
+        assert cells[1:] == [
+            f"{figures['posts']} ({figures['positives']})",
+            f"{figures['precision']:.3f}",
+            f"{figures['recall']:.3f}",
+        ], label

@@ -95,3 +95,40 @@ def test_post_mentions_endpoint(tmp_path: Path) -> None:
 def test_unknown_source_names_are_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="unknown listener source 'myspace'"):
         listener_app.build(make_settings(tmp_path, listener_sources=["myspace"]), InMemoryBus(make_settings(tmp_path)))
+
+
+def test_a_bluesky_or_mastodon_handle_of_the_bot_addresses_it(tmp_path: Path) -> None:
+    """Bluesky writes the bot as @deephype.bsky.social and Mastodon as @deephype@instance: both address the
+    bot (the detector then gives the post the benefit of the doubt), and neither handle ends up in a name."""
+    path = feed(
+        tmp_path / "feed.jsonl",
+        [
+            post("1", "@deephype.bsky.social Low Tide - Glass Harbour"),
+            post("2", "Low Tide - Salt Lines @deephype@mastodon.social"),
+            post("3", "@someone.bsky.social Low Tide - Glass Harbour"),
+            post("4", "mail me at ana@deephype.example"),
+        ],
+    )
+    settings = make_settings(tmp_path, listener_feed_path=path)
+    bus = Recorder(settings)
+    _, listener, poller = listener_app.build(settings, bus)
+    assert poller.poll_once() == 4
+    assert [(m.post_id, m.artist, m.title) for m in bus.published] == [
+        ("1", "Low Tide", "Glass Harbour"),
+        ("2", "Low Tide", "Salt Lines"),
+        ("3", "Low Tide", "Glass Harbour"),
+    ]
+    assert listener.addresses_bot("@deephype.bsky.social Low Tide - Glass Harbour")
+    assert listener.addresses_bot("Low Tide - Salt Lines @deephype@mastodon.social")
+    assert listener.addresses_bot("hi @DeepHype.bsky.social.")
+    assert not listener.addresses_bot("@someone.bsky.social Low Tide - Glass Harbour")
+    assert not listener.addresses_bot("mail me at ana@deephype.example")
+    assert not listener.addresses_bot("@deephyper hi")
+
+
+def test_bot_handles_may_be_written_in_full(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path, bot_handles=["deephype.bsky.social", "deephype@mastodon.social"])
+    _, listener, _ = listener_app.build(settings, Recorder(settings))
+    assert listener.addresses_bot("@deephype.bsky.social Low Tide - Glass Harbour")
+    assert listener.addresses_bot("Low Tide - Salt Lines @deephype@mastodon.social")
+    assert not listener.addresses_bot("@someone.bsky.social Low Tide - Glass Harbour")

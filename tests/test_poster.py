@@ -121,6 +121,7 @@ def test_a_crash_during_the_call_holds_a_non_idempotent_platform_and_retries_an_
     make_approval_handler(queue, {"x": x, "dry_run": dry_run}, KEYS)(message := approval(tmp_path))
     for platform in ("x", "dry_run"):  # as a kill -9 between 'publishing' and 'published' leaves them
         queue.claim(message.message_id, platform)
+    queue.release()  # ... and the process is gone
     restarted = Dispatcher(PostQueue(db, Pacing(), clock), {"x": x, "dry_run": dry_run}, Announced())
     restarted.recover()
     [post] = restarted.run_due()

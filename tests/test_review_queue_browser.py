@@ -130,8 +130,10 @@ def test_walk_the_queue_edit_with_a_live_count_approve_and_see_it_published(pace
 
     assert wait_until(lambda: pipeline.curator.song(newer.message_id).status == "published")
     browser.refresh()
-    stage = browser.find_element(By.CSS_SELECTOR, "#outcome .stage")
-    assert stage.text.startswith("Published on the dry-run timeline")
+    assert wait_until(lambda: pipeline.curator.song(newer.message_id).post_states)  # the poster's own word
+    browser.refresh()
+    stage = browser.find_element(By.CSS_SELECTOR, "#outcome .post-state.published")
+    assert stage.text.startswith("Published on the dry-run timeline at")
     post_url = pipeline.curator.song(newer.message_id).post_url
     assert post_url and stage.find_element(By.TAG_NAME, "a").get_attribute("href") == post_url
     shoot(browser, "approved")
@@ -146,9 +148,22 @@ def test_walk_the_queue_edit_with_a_live_count_approve_and_see_it_published(pace
     browser.get(f"{curator_url}/songs/{newer.message_id}")
     submit(browser, browser.find_element(By.ID, "next-song"))
     submit(browser, browser.find_element(By.CSS_SELECTOR, "#candidate-1 button.approve"))
-    stage = browser.find_element(By.CSS_SELECTOR, "#outcome .stage").text
-    assert stage.startswith("With the poster since") and "queued" in stage
+
+    def stage_now() -> str:
+        browser.refresh()
+        return browser.find_element(By.CSS_SELECTOR, "#outcome .stage").text
+
+    assert wait_until(lambda: stage_now().startswith("Queued for the dry-run timeline: due to go out at"))
+    due = pipeline.posts.get(pipeline.curator.song(older.message_id).approval_id, "dry_run")["due_at"]
+    assert f"{due[:10]} {due[11:16]} UTC" in stage_now()  # the poster's own slot, an hour after the first
+    assert browser.find_element(By.CSS_SELECTOR, "#outcome .post-state.queued")
+    shoot(browser, "queued")
     assert pipeline.curator.song(older.message_id).status == "approved"
+    browser.get(curator_url + "/?status=approved")
+    row = browser.find_element(By.ID, f"row-{older.message_id}")
+    assert row.find_element(By.CSS_SELECTOR, ".status.post-queued").text.lower() == "queued on the dry-run timeline"
+    shoot(browser, "queue-approved")
+    browser.get(f"{curator_url}/songs/{older.message_id}")
     assert not browser.find_elements(By.ID, "next-song")  # nothing is left to review
 
 
@@ -166,8 +181,8 @@ def test_a_too_long_edit_comes_back_with_the_edit_kept_and_what_to_change(runnin
     box.send_keys(too_long)
     submit(browser, browser.find_element(By.CSS_SELECTOR, "#candidate-1 button.approve"))
     flash = browser.find_element(By.CSS_SELECTOR, ".flash.error")
-    assert "dry_run allows 500" in flash.text and "Change it and approve again" in flash.text
-    assert f"Cut at least {len(too_long.strip()) - 500} characters." in flash.text
+    assert "the post for the dry-run timeline is" in flash.text and "500 is the most it takes" in flash.text
+    assert f"Cut at least {len(too_long.strip()) - 500} characters. Change it and approve again." in flash.text
     kept = browser.find_element(By.ID, "box-1")
     assert kept.get_attribute("value").strip() == too_long.strip()  # the edit is still there to shorten
     assert "over" in browser.find_element(By.ID, "count-1").get_attribute("class")

@@ -28,6 +28,7 @@ from deephype.common.contracts import (
     EnrichedSong,
     Envelope,
     InvalidMessage,
+    PostStatus,
     PublishedPost,
     SongMention,
     decode,
@@ -47,7 +48,7 @@ Handler = Callable[[Envelope], Sequence[Envelope]]
 QUEUE_BINDINGS: dict[str, tuple[type[Envelope], ...]] = {
     "enricher": (SongMention,),
     "generator": (EnrichedSong,),
-    "curator": (Candidates, PublishedPost),
+    "curator": (Candidates, PublishedPost, PostStatus),
     "poster": (Approval,),
 }
 DEAD_LETTER_QUEUE = "dead-letter"
@@ -231,6 +232,9 @@ class DeadLetterRecord:
 class Bus(Protocol):
     def publish(self, message: Envelope) -> None:
         """Publish durably; returns once the broker has confirmed it."""
+
+    def publish_many(self, messages: Sequence[Envelope]) -> None:
+        """Publish all, in flight together; returns once the broker has confirmed every one."""
 
     def subscribe(self, subscription: Subscription) -> None:
         """Consume the service's queue with these handlers once started."""

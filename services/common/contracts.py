@@ -236,8 +236,45 @@ class PublishedPost(Envelope):
     published_at: datetime = Field(default_factory=utcnow)
 
 
-MESSAGE_TYPES: tuple[type[Envelope], ...] = (SongMention, EnrichedSong, Candidates, Approval, PublishedPost)
-AnyMessage = Annotated[SongMention | EnrichedSong | Candidates | Approval | PublishedPost, Field(discriminator="kind")]
+PostState = Literal["queued", "published", "failed", "held"]
+
+
+class PostStatus(Envelope):
+    """poster → curator: where one approved post stands on one platform: queued (due when), published
+    (its link), failed or held for a human (why). Sent at least once per change of its row in the poster's
+    queue; the curator keeps the one with the latest `at`, so a late redelivery never undoes a newer state."""
+
+    routing_key: ClassVar[str] = "post.status"
+    kind: Literal["post_status"] = "post_status"
+    approval_id: str = Field(min_length=1, max_length=64)
+    platform: Platform
+    state: PostState
+    at: datetime  # when the poster reported this state (its clock; later reports of one post have later times)
+    due_at: datetime | None = None  # queued: when it is due to go out
+    post_id: str | None = Field(default=None, max_length=256)
+    url: str | None = Field(default=None, max_length=2048)
+    error: str | None = Field(default=None, max_length=2000)  # failed/held: why; queued: why the last try failed
+    attempts: int = Field(default=0, ge=0)
+
+    @field_validator("at", "due_at")
+    @classmethod
+    def _aware_times(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError("times must carry a timezone")
+        return value
+
+
+MESSAGE_TYPES: tuple[type[Envelope], ...] = (
+    SongMention,
+    EnrichedSong,
+    Candidates,
+    Approval,
+    PublishedPost,
+    PostStatus,
+)
+AnyMessage = Annotated[
+    SongMention | EnrichedSong | Candidates | Approval | PublishedPost | PostStatus, Field(discriminator="kind")
+]
 _any_message = TypeAdapter(AnyMessage)
 
 

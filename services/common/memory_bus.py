@@ -8,6 +8,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from deephype.common.bus import (
@@ -47,6 +48,10 @@ class InMemoryBus:
     def publish(self, message: Envelope) -> None:
         self.publish_body(encode(message), message.routing_key)
         MESSAGES_OUT.labels(message.routing_key).inc()
+
+    def publish_many(self, messages: Sequence[Envelope]) -> None:
+        for message in messages:
+            self.publish(message)
 
     def publish_body(self, body: bytes, routing_key: str, service: str | None = None) -> None:
         """Route a raw body (tests use it to inject malformed messages)."""

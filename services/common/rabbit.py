@@ -9,19 +9,23 @@ Topology, declared idempotently by every connection:
 - one dead-letter queue `<exchange>.dead-letter` where messages end with the reason in their headers.
 
 Consumers run pika's I/O loop on their own thread (it keeps heartbeats going) and hand each delivery to a
-worker pool, so a slow handler (a long generation) never starves heartbeats; workers ack through
-`add_callback_threadsafe`. Publishers use publisher confirms and reconnect with backoff (tenacity).
+worker pool, so a slow handler (a long generation) never starves heartbeats. A handler's outputs go to
+the pipelined confirming publisher (rabbit_confirms.py: many in flight on one channel); the input is acked,
+through `add_callback_threadsafe`, only once every output is confirmed, and nacked back to its queue when
+one is refused, returned or not confirmed in time. The handler thread does not wait for the confirms.
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
+import itertools
 import logging
+import random
 import threading
 import time
-from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import pika
@@ -49,6 +53,7 @@ from deephype.common.bus import (
     retry_queue_name,
 )
 from deephype.common.contracts import Envelope, encode
+from deephype.common.rabbit_confirms import ConfirmingPublisher, PublishNacked, TopologyError
 from deephype.common.settings import Settings
 
 log = logging.getLogger("deephype.rabbit")
@@ -64,10 +69,6 @@ CONNECTION_ERRORS = (
     ConnectionError,
     OSError,
 )
-
-
-class TopologyError(RuntimeError):
-    """The broker refused our queue layout (e.g. a queue exists with other arguments)."""
 
 
 def declare_topology(channel: BlockingChannel, settings: Settings) -> None:
@@ -101,47 +102,58 @@ def _properties(message_id: str | None, headers: dict[str, Any] | None = None) -
     )
 
 
-class _Publisher:
-    """One confirmed publishing channel; used by one thread at a time."""
+class _Settler:
+    """Acks and nacks for one consumer connection, sent from its I/O thread in batches.
 
-    def __init__(self, bus: RabbitBus) -> None:
-        self._bus = bus
-        self._connection: pika.BlockingConnection | None = None
-        self._channel: BlockingChannel | None = None
+    Any thread may settle (a handler thread, or the publisher's thread when the outputs are confirmed);
+    one wake-up of the I/O thread sends all that are waiting.
+    """
 
-    def ensure_connected(self) -> None:
-        if self._channel is not None and self._channel.is_open:
-            return
-        self.close()
-        # No heartbeats on publisher connections: they sit idle between publishes, and a dead one is
-        # noticed (and replaced) on the next publish anyway.
-        self._connection = pika.BlockingConnection(self._bus.parameters(heartbeat=0, suffix="publisher"))
-        channel = self._connection.channel()
-        channel.confirm_delivery()
-        self._bus.declare(channel)
+    def __init__(self, connection: pika.BlockingConnection, channel: BlockingChannel) -> None:
+        self._connection = connection
         self._channel = channel
+        self._lock = threading.Lock()
+        self._waiting: list[tuple[int, bool]] = []
 
-    def publish(self, exchange: str, routing_key: str, body: bytes, properties: pika.BasicProperties) -> None:
-        for attempt in Retrying(
-            retry=retry_if_exception_type(CONNECTION_ERRORS),
-            wait=wait_exponential_jitter(initial=0.1, max=3.0),
-            stop=stop_after_delay(self._bus.settings.publish_timeout_seconds),
-            reraise=True,
-        ):
-            with attempt:
-                try:
-                    self.ensure_connected()
-                    assert self._channel is not None
-                    self._channel.basic_publish(exchange, routing_key, body, properties, mandatory=True)
-                except CONNECTION_ERRORS:
-                    self.close()
-                    raise
+    def settle(self, delivery_tag: int, ack: bool) -> None:
+        with self._lock:
+            self._waiting.append((delivery_tag, ack))
+            if len(self._waiting) > 1:
+                return  # a flush is already on its way
+        # A dead connection: its deliveries come back from the broker anyway.
+        with contextlib.suppress(CONNECTION_ERRORS):
+            self._connection.add_callback_threadsafe(self._flush)
 
-    def close(self) -> None:
-        connection, self._connection, self._channel = self._connection, None, None
-        if connection is not None and connection.is_open:
-            with contextlib.suppress(CONNECTION_ERRORS):
-                connection.close()
+    def _flush(self) -> None:
+        with self._lock:
+            waiting, self._waiting = self._waiting, []
+        if not self._channel.is_open:  # the deliveries died with their channel; the broker redelivers them
+            return
+        for delivery_tag, ack in waiting:
+            if ack:
+                self._channel.basic_ack(delivery_tag)
+            else:
+                self._channel.basic_nack(delivery_tag, requeue=True)
+
+
+def when_all_done(futures: Sequence[Future[None]], then: Callable[[BaseException | None], None]) -> None:
+    """Call `then(None)` once every future succeeded, or `then(first error)` once all are done."""
+    if not futures:
+        then(None)
+        return
+    lock = threading.Lock()
+    left = [len(futures)]
+
+    def one_done(_: Future[None]) -> None:
+        with lock:
+            left[0] -= 1
+            if left[0]:
+                return
+        errors = [f.exception() for f in futures if f.exception() is not None]
+        then(errors[0] if errors else None)
+
+    for future in futures:
+        future.add_done_callback(one_done)
 
 
 class _Consumer(threading.Thread):
@@ -180,7 +192,7 @@ class _Consumer(threading.Thread):
             channel = connection.channel()
             self._bus.declare(channel)
             channel.basic_qos(prefetch_count=settings.prefetch)
-            on_message = functools.partial(self._on_message, connection)
+            on_message = functools.partial(self._on_message, _Settler(connection, channel))
             tag = channel.basic_consume(self._queue, on_message, auto_ack=False)
             self.connected.set()
             log.info("%s: consuming %s", self.name, self._queue)
@@ -200,24 +212,20 @@ class _Consumer(threading.Thread):
 
     def _on_message(
         self,
-        connection: pika.BlockingConnection,
-        channel: BlockingChannel,
+        settler: _Settler,
+        _channel: BlockingChannel,
         method: pika.spec.Basic.Deliver,
         properties: pika.BasicProperties,
         body: bytes,
     ) -> None:
         with self._in_flight_lock:
             self._in_flight += 1
-        self._workers.submit(self._work, connection, channel, method, properties, body)
+        self._workers.submit(self._work, settler, method, properties, body)
 
     def _work(
-        self,
-        connection: pika.BlockingConnection,
-        channel: BlockingChannel,
-        method: pika.spec.Basic.Deliver,
-        properties: pika.BasicProperties,
-        body: bytes,
+        self, settler: _Settler, method: pika.spec.Basic.Deliver, properties: pika.BasicProperties, body: bytes
     ) -> None:
+        delivery_tag = method.delivery_tag
         try:
             headers = properties.headers or {}
             attempt = int(headers.get(ATTEMPT_HEADER, 1))
@@ -231,15 +239,30 @@ class _Consumer(threading.Thread):
                 )
             else:
                 outcome = process_delivery(self._subscription, self._bus.policy, body, attempt)
-            self._settle(outcome, method.routing_key, body, properties)
-            self._bus.ack_threadsafe(connection, channel, method.delivery_tag)
+            confirms = self._settle(outcome, method.routing_key, body, properties)
         except Exception:
-            # Could not publish the outcome (broker gone): leave it unacked; it comes back.
+            # Could not even hand the outcome to the publisher: leave it unacked; it comes back.
             log.exception("%s: could not settle a delivery; it will be redelivered", self.name)
-            self._bus.nack_threadsafe(connection, channel, method.delivery_tag)
-        finally:
-            with self._in_flight_lock:
-                self._in_flight -= 1
+            self._finish(settler, delivery_tag, None, ack=False)
+            return
+
+        # The handler thread is free now; the input is acked once every output is confirmed.
+        def settled(error: BaseException | None) -> None:
+            self._finish(settler, delivery_tag, error, ack=error is None)
+
+        when_all_done(confirms, settled)
+
+    def _finish(self, settler: _Settler, delivery_tag: int, error: BaseException | None, *, ack: bool) -> None:
+        if error is not None:
+            log.warning(
+                "%s: an output was not confirmed (%s: %s); the input will be redelivered",
+                self.name,
+                type(error).__name__,
+                error,
+            )
+        settler.settle(delivery_tag, ack)
+        with self._in_flight_lock:
+            self._in_flight -= 1
 
     def _settle(
         self,
@@ -247,30 +270,29 @@ class _Consumer(threading.Thread):
         routing_key: str,
         body: bytes,
         properties: pika.BasicProperties,
-    ) -> None:
+    ) -> list[Future[None]]:
+        """Publish what the outcome asks for, without waiting for the confirms."""
         bus, service = self._bus, self._subscription.service
         original_key = (properties.headers or {}).get(ROUTING_KEY_HEADER, routing_key)
         if isinstance(outcome, Ack):
-            for message in outcome.outputs:
-                bus.publish(message)
-        elif isinstance(outcome, Retry):
+            return [bus.publish_async(message) for message in outcome.outputs]
+        if isinstance(outcome, Retry):
             retry_queue = retry_queue_name(bus.settings.exchange, service, outcome.delay_seconds)
             headers = {
                 ATTEMPT_HEADER: outcome.attempt,
                 REASON_HEADER: outcome.reason[:1000],
                 ROUTING_KEY_HEADER: original_key,
             }
-            bus.publish_raw("", retry_queue, body, _properties(properties.message_id, headers))
-        else:
-            headers = {
-                ATTEMPT_HEADER: outcome.attempts,
-                REASON_HEADER: outcome.reason[:4000],
-                ORIGIN_QUEUE_HEADER: service,
-                ROUTING_KEY_HEADER: original_key,
-                FAILED_AT_HEADER: int(time.time() * 1000),  # AMQP tables have no floats
-            }
-            dlq = queue_name(bus.settings.exchange, DEAD_LETTER_QUEUE)
-            bus.publish_raw("", dlq, body, _properties(properties.message_id, headers))
+            return [bus.publish_raw_async("", retry_queue, body, _properties(properties.message_id, headers))]
+        headers = {
+            ATTEMPT_HEADER: outcome.attempts,
+            REASON_HEADER: outcome.reason[:4000],
+            ORIGIN_QUEUE_HEADER: service,
+            ROUTING_KEY_HEADER: original_key,
+            FAILED_AT_HEADER: int(time.time() * 1000),  # AMQP tables have no floats
+        }
+        dlq = queue_name(bus.settings.exchange, DEAD_LETTER_QUEUE)
+        return [bus.publish_raw_async("", dlq, body, _properties(properties.message_id, headers))]
 
 
 class RabbitBus:
@@ -282,15 +304,17 @@ class RabbitBus:
         self._subscriptions: list[Subscription] = []
         self._consumers: list[_Consumer] = []
         self._workers: ThreadPoolExecutor | None = None
-        self._local = threading.local()
-        self._publishers: list[_Publisher] = []
-        self._publishers_lock = threading.Lock()
-        self._declared = False
+        # Round robin over the cluster's nodes, from a random one: copies spread their connections.
+        urls = settings.amqp_urls() or [settings.amqp_url]
+        self._nodes = itertools.islice(itertools.cycle(urls), random.randrange(len(urls)), None)
+        self._publisher = self._new_publisher()
 
     # --- connections ---
 
     def parameters(self, *, heartbeat: int, suffix: str) -> pika.URLParameters:
-        parameters = pika.URLParameters(self.settings.amqp_url)
+        """Each call names the next node of the cluster (DEEPHYPE_AMQP_URL may list several): a connection
+        lost, or refused, is made again on another node by the same reconnect loops."""
+        parameters = pika.URLParameters(next(self._nodes))
         parameters.heartbeat = heartbeat
         parameters.blocked_connection_timeout = 60
         parameters.socket_timeout = 5
@@ -306,28 +330,63 @@ class RabbitBus:
                 raise TopologyError(f"the broker refused our queue layout: {exc.reply_text}") from exc
             raise
 
-    def _publisher(self) -> _Publisher:
-        publisher = getattr(self._local, "publisher", None)
-        if publisher is None:
-            publisher = _Publisher(self)
-            self._local.publisher = publisher
-            with self._publishers_lock:
-                self._publishers.append(publisher)
-        return publisher
+    def _new_publisher(self) -> ConfirmingPublisher:
+        return ConfirmingPublisher(
+            lambda: self.parameters(heartbeat=self.settings.heartbeat_seconds, suffix="publisher"),
+            self._declare_on_new_connection,
+            window=self.settings.publish_window,
+            timeout_seconds=self.settings.publish_timeout_seconds,
+            name=f"publisher-{self._connection_name}",
+        )
+
+    def _declare_on_new_connection(self) -> None:
+        connection = pika.BlockingConnection(self.parameters(heartbeat=0, suffix="declare"))
+        try:
+            self.declare(connection.channel())
+        finally:
+            with contextlib.suppress(CONNECTION_ERRORS):
+                connection.close()
 
     # --- the Bus interface ---
 
     def publish(self, message: Envelope) -> None:
-        self.publish_raw(
+        self._wait_confirmed(lambda: self.publish_async(message))
+
+    def publish_many(self, messages: Sequence[Envelope]) -> None:
+        """All in flight at once (up to the window); returns when every one is confirmed, raises if any was not."""
+        futures = [self.publish_async(message) for message in messages]
+        for future in futures:
+            future.result()
+
+    def publish_async(self, message: Envelope) -> Future[None]:
+        """Publish without waiting: the future resolves when the broker confirms (see rabbit_confirms)."""
+        future = self.publish_raw_async(
             self.settings.exchange,
             message.routing_key,
             encode(message),
             _properties(message.message_id, {"x-deephype-trace-id": message.trace_id}),
         )
         MESSAGES_OUT.labels(message.routing_key).inc()
+        return future
 
     def publish_raw(self, exchange: str, routing_key: str, body: bytes, properties: pika.BasicProperties) -> None:
-        self._publisher().publish(exchange, routing_key, body, properties)
+        self._wait_confirmed(lambda: self.publish_raw_async(exchange, routing_key, body, properties))
+
+    def publish_raw_async(
+        self, exchange: str, routing_key: str, body: bytes, properties: pika.BasicProperties
+    ) -> Future[None]:
+        return self._publisher.publish(exchange, routing_key, body, properties)
+
+    def _wait_confirmed(self, publish: Callable[[], Future[None]]) -> None:
+        """One message, confirmed; a nack is retried until the publish timeout (a lost connection already is)."""
+        for attempt in Retrying(
+            retry=retry_if_exception_type(PublishNacked),
+            wait=wait_exponential_jitter(initial=0.1, max=3.0),
+            stop=stop_after_delay(self.settings.publish_timeout_seconds),
+            reraise=True,
+        ):
+            with attempt:
+                publish().result()
 
     def subscribe(self, subscription: Subscription) -> None:
         if self._consumers:
@@ -354,36 +413,19 @@ class RabbitBus:
             consumer.join(timeout=self.settings.shutdown_grace_seconds + 5)
         if self._workers is not None:
             self._workers.shutdown(wait=True, cancel_futures=True)
-        with self._publishers_lock:
-            for publisher in self._publishers:
-                publisher.close()
-            self._publishers.clear()
+        self._publisher.close(self.settings.shutdown_grace_seconds)
+        self._publisher = self._new_publisher()
         self._consumers.clear()
-        self._local = threading.local()
 
     def is_connected(self) -> bool:
-        if self._consumers:
-            return all(c.connected.is_set() for c in self._consumers)
-        try:
-            self._publisher().ensure_connected()
-        except CONNECTION_ERRORS:
+        # A service must both take its input and publish its outputs.
+        if not all(c.connected.is_set() for c in self._consumers):
             return False
-        return True
+        return self._publisher.wait_connected(timeout=5.0)
 
-    def ack_threadsafe(self, connection: pika.BlockingConnection, channel: BlockingChannel, tag: int) -> None:
-        self._channel_call_threadsafe(connection, channel, lambda: channel.basic_ack(tag))
-
-    def nack_threadsafe(self, connection: pika.BlockingConnection, channel: BlockingChannel, tag: int) -> None:
-        self._channel_call_threadsafe(connection, channel, lambda: channel.basic_nack(tag, requeue=True))
-
-    @staticmethod
-    def _channel_call_threadsafe(connection: pika.BlockingConnection, channel: BlockingChannel, call: Any) -> None:
-        def guarded() -> None:
-            if channel.is_open:  # the delivery died with its channel; the broker redelivers it
-                call()
-
-        with contextlib.suppress(CONNECTION_ERRORS):
-            connection.add_callback_threadsafe(guarded)
+    @property
+    def publisher(self) -> ConfirmingPublisher:
+        return self._publisher
 
     # --- dead letters ---
 

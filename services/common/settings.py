@@ -28,7 +28,8 @@ class Settings(BaseSettings):
     )
 
     # --- bus ---
-    # Empty means the in-memory bus (one-process demo, unit tests).
+    # Empty means the in-memory bus (one-process demo, unit tests). Several URLs, comma-separated, name the
+    # nodes of a RabbitMQ cluster: connections go round them and fail over to the next on loss.
     amqp_url: str = ""
     exchange: str = "deephype"
     prefetch: int = Field(default=16, ge=1, le=10_000)
@@ -41,12 +42,22 @@ class Settings(BaseSettings):
     heartbeat_seconds: int = Field(default=30, ge=0)
     # How long a publish keeps retrying (reconnecting) before it gives up and the input is redelivered.
     publish_timeout_seconds: float = Field(default=30.0, gt=0)
+    publish_window: int = Field(default=1000, ge=1, le=100_000)  # messages published, not yet confirmed
     shutdown_grace_seconds: float = Field(default=10.0, ge=0)
     # A message returned to its queue this often without an ack (its consumer keeps dying) is dead-lettered.
     max_redeliveries: int = Field(default=10, ge=1)
 
     # --- where state lives ---
     state_dir: Path = Path("var")
+    # PostgreSQL for every service's state (postgresql://user:password@host/db), for copies on several hosts;
+    # empty: SQLite files under state_dir. DEEPHYPE_<SERVICE>_DATABASE_URL sets one service's own.
+    database_url: SecretStr = SecretStr("")
+    listener_database_url: SecretStr = SecretStr("")
+    enricher_database_url: SecretStr = SecretStr("")
+    curator_database_url: SecretStr = SecretStr("")
+    poster_database_url: SecretStr = SecretStr("")
+    database_pool_size: int = Field(default=8, ge=1, le=1000)
+    database_connect_timeout_seconds: float = Field(default=30.0, gt=0)
     models_dir: Path = DATA_DIR / "models"
 
     # --- HTTP ---
@@ -88,6 +99,10 @@ class Settings(BaseSettings):
     generator_use_lcgan: bool = True
     generator_rank: bool = True  # rank by independent fluency + genre fit (ranking.py); off: own likelihood
     generator_fluency_model: str = "lstm"  # folder under models_dir: the LSTM VAE that scores a pretrained decoder
+    # Songs decoded together in one batch (generator/batching.py); 1: each song alone on its handler thread.
+    generator_batch_size: int = Field(default=8, ge=1, le=256)
+    # How long the first waiting song waits for others to join its batch.
+    generator_batch_wait_ms: float = Field(default=5.0, ge=0, le=10_000)
 
     # --- curator ---
     curator_password: SecretStr = SecretStr("")
@@ -211,6 +226,17 @@ class Settings(BaseSettings):
         # Each approval key is a secret on its own too (a log could show one without the others).
         keys = [key.strip() for key in self.approval_keys.get_secret_value().split(",") if key.strip()]
         return values + [key for key in keys if key not in values]
+
+    def amqp_urls(self) -> list[str]:
+        """The broker nodes named by amqp_url (one, or a comma-separated cluster)."""
+        return [url.strip() for url in self.amqp_url.split(",") if url.strip()]
+
+    def database_url_for(self, service: str) -> str:
+        """The PostgreSQL URL holding `service`'s state; empty for SQLite."""
+        own = getattr(self, f"{service}_database_url", None)
+        if isinstance(own, SecretStr) and own.get_secret_value():
+            return own.get_secret_value()
+        return self.database_url.get_secret_value()
 
     def service_state_dir(self, service: str) -> Path:
         path = self.state_dir / service

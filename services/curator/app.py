@@ -17,33 +17,33 @@ from pydantic import BaseModel, Field
 from deephype.common.bus import Bus, Subscription
 from deephype.common.buses import build_bus
 from deephype.common.compose import PostFormat
-from deephype.common.contracts import Candidates, PublishedPost
-from deephype.common.db import Database
+from deephype.common.contracts import Candidates, PostStatus, PublishedPost
 from deephype.common.service import ServiceParts, create_app
 from deephype.common.settings import Settings, get_settings
 from deephype.common.signing import ApprovalKeys
+from deephype.common.store import open_database
 from deephype.curator.auth import SESSION_COOKIE, SESSION_MAX_AGE, Auth, Session, TokenError
 from deephype.curator.email import EmailSender, build_sender
-from deephype.curator.handlers import make_candidates_handler, make_published_handler
+from deephype.curator.handlers import make_candidates_handler, make_post_status_handler, make_published_handler
 from deephype.curator.labels import labelled_sets
 from deephype.curator.review import (
     STATUSES,
     decided_by_words,
+    length_words,
     plain_scores,
     platform_name,
     queue_page,
-    shorten_hint,
     song_context,
     when,
 )
 from deephype.curator.store import (
-    SCHEMA,
+    MIGRATIONS,
     AlreadyDecided,
     CuratorStore,
     LinkUsed,
     NotFound,
+    PostRefused,
     SessionRegistry,
-    approval_text_problem,
 )
 from deephype.curator.throttle import AuthThrottle
 
@@ -98,7 +98,7 @@ class ApprovalSender:
 
 
 def build(settings: Settings, bus: Bus, sender: EmailSender | None = None) -> tuple[ServiceParts, CuratorStore, Auth]:
-    db = Database(settings.service_state_dir("curator") / "curator.sqlite3", SCHEMA)
+    db = open_database(settings, "curator", MIGRATIONS)
     post_format = PostFormat.from_settings(settings)
     store = CuratorStore(db, ApprovalKeys.from_settings(settings), post_format)
     auth = Auth(settings, SessionRegistry(db))
@@ -353,8 +353,7 @@ def build(settings: Settings, bus: Bus, sender: EmailSender | None = None) -> tu
 
         def refused(problem: str) -> Response:
             # Back to the form with the edit kept and what to change: a refused edit is never a dead end.
-            hints = "".join(shorten_hint(text, post_platform) for text in (kept or {}).values())
-            flash = f"Not approved: {problem}.{hints} Change it and approve again."
+            flash = f"Not approved: {problem}. Change it and approve again."
             return song_response(request, session, set_id, 422, kept=kept or {}, flash=flash, flash_kind="error")
 
         # Bad input is refused before a review link is spent, so the curator can fix the text and retry.
@@ -376,6 +375,8 @@ def build(settings: Settings, bus: Bus, sender: EmailSender | None = None) -> tu
             return message(request, session, "Not found", str(exc), 404)
         except AlreadyDecided as exc:
             return message(request, session, "Already decided", str(exc), 409)
+        except PostRefused as exc:  # the platform it is too long for, by how much
+            return refused(length_words(exc.post, exc.platform) or str(exc))
         except ValueError as exc:
             return refused(str(exc))
         return RedirectResponse(f"/songs/{set_id}?flash={done}", status_code=303)
@@ -396,7 +397,7 @@ def build(settings: Settings, bus: Bus, sender: EmailSender | None = None) -> tu
             set_id,
             csrf,
             lambda by, token_id: approve(set_id, candidate_id, text, by, token_id, post, now) or "Approved.",
-            check=lambda: approval_text_problem(text.strip(), post_platform),
+            check=lambda: length_words(text, post_platform),
             kept={"own": text} if own else {candidate_id: text if post is None else post},
         )
 
@@ -416,6 +417,7 @@ def build(settings: Settings, bus: Bus, sender: EmailSender | None = None) -> tu
                         store, sender, auth, settings, post_platform=post_format.platforms
                     ),
                     PublishedPost: make_published_handler(store),
+                    PostStatus: make_post_status_handler(store),
                 },
             )
         ],

@@ -6,7 +6,7 @@ import logging
 from collections.abc import Sequence
 
 from deephype.common.bus import Handler
-from deephype.common.contracts import Candidates, Envelope, PublishedPost
+from deephype.common.contracts import Candidates, Envelope, PostStatus, PublishedPost
 from deephype.common.settings import Settings
 from deephype.curator.auth import Auth
 from deephype.curator.email import EmailSender, compose
@@ -51,6 +51,16 @@ def make_published_handler(store: CuratorStore) -> Handler:
     def handle(message: Envelope) -> list[Envelope]:
         assert isinstance(message, PublishedPost)
         store.mark_published(message)
+        return []
+
+    return handle
+
+
+def make_post_status_handler(store: CuratorStore) -> Handler:
+    def handle(message: Envelope) -> list[Envelope]:
+        assert isinstance(message, PostStatus)
+        if store.record_post_status(message):
+            log.info("the poster says %s on %s: %s", message.approval_id, message.platform.value, message.state)
         return []
 
     return handle

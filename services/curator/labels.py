@@ -19,8 +19,8 @@ from deephype.common.db import Database
 def labelled_sets(db: Database, since_id: int = 0, limit: int = 10_000) -> list[dict[str, Any]]:
     """Every decided set, oldest decision first; `since_id` skips sets decided at or before that decision id."""
     songs = db.query(
-        "SELECT s.*, MAX(d.id) AS decision_id FROM songs s JOIN decisions d ON d.set_id = s.set_id"
-        " GROUP BY s.set_id HAVING MAX(d.id) > ? ORDER BY MAX(d.id) LIMIT ?",
+        "SELECT s.*, d.decision_id FROM songs s JOIN (SELECT set_id, MAX(id) AS decision_id FROM decisions"
+        " GROUP BY set_id) d ON d.set_id = s.set_id WHERE d.decision_id > ? ORDER BY d.decision_id LIMIT ?",
         (since_id, limit),
     )
     sets = []

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
 
@@ -38,6 +38,7 @@ class QueueRow:
     created_at: str
     mention_author: str
     mention_text: str
+    posts: list[tuple[str, str]] = field(default_factory=list)  # (platform, state) as the poster last said
 
 
 @dataclass(frozen=True)
@@ -60,15 +61,16 @@ def queue_page(store: CuratorStore, status: str, page: int) -> QueuePage:
     page = min(max(page, 1), pages)
     where, parameters = ("", ()) if status == "all" else ("WHERE status=?", (status,))
     rows = store.db.query(
-        f"SELECT set_id, artist, title, genres, status, created_at, message FROM songs {where}"  # two fixed texts
-        " ORDER BY created_at DESC, set_id LIMIT ? OFFSET ?",
+        f"SELECT set_id, artist, title, genres, status, created_at, message, approval_id FROM songs {where}"
+        " ORDER BY created_at DESC, set_id LIMIT ? OFFSET ?",  # `where`: one of two fixed texts
         (*parameters, PAGE_SIZE, (page - 1) * PAGE_SIZE),
     )
-    return QueuePage(status, [_row(r) for r in rows], page, pages, counts)
+    return QueuePage(status, [_row(store, r) for r in rows], page, pages, counts)
 
 
-def _row(row: Any) -> QueueRow:
+def _row(store: CuratorStore, row: Any) -> QueueRow:
     mention = json.loads(row["message"])["enriched"]["mention"]
+    reports = store.post_states(row["approval_id"]) if row["approval_id"] else []
     return QueueRow(
         set_id=row["set_id"],
         artist=row["artist"],
@@ -78,6 +80,7 @@ def _row(row: Any) -> QueueRow:
         created_at=row["created_at"],
         mention_author=mention["author"],
         mention_text=mention["text"],
+        posts=[(r["platform"], r["state"]) for r in reports],
     )
 
 
@@ -108,18 +111,46 @@ class Outcome:
     published_at: str | None
     post_url: str | None
     post_platform: str | None
+    # The poster's word on each platform's post, in words: what the page shows under "Now".
+    platforms: list[PlatformState] = field(default_factory=list)
 
     @property
     def stage(self) -> str:
-        """Where the post is now, in words."""
+        """Where the post is now, in words, until the poster has reported on it (then: `platforms`)."""
         if self.decision == "rejected":
             return "Rejected: nothing will be posted."
         if self.published_at:
             return f"Published on {platform_name(self.post_platform or '')} at {when(self.published_at)} UTC."
         if self.sent_at:
-            turn = "as soon as it can" if self.post_now else "at its turn in the poster's schedule"
-            return f"With the poster since {when(self.sent_at)} UTC: queued, it will be posted {turn}."
+            return f"Sent to the poster at {when(self.sent_at)} UTC; waiting for it to say when it goes out."
         return "Approved; waiting to reach the poster (the message broker has not taken it yet, it is retried)."
+
+
+@dataclass(frozen=True)
+class PlatformState:
+    """One platform's post of an approval as the poster last reported it (PostStatus)."""
+
+    platform: str
+    state: str  # queued | published | failed | held
+    words: str  # what it means, for the page
+    url: str | None = None  # published: the post
+    error: str | None = None
+
+
+def platform_state(report: dict[str, Any]) -> PlatformState:
+    """A PostStatus as stored (CuratorStore.post_states) in the curator's words."""
+    name, state, error = platform_name(report["platform"]), report["state"], report["error"]
+    if state == "published":
+        words = f"Published on {name} at {when(report['at'])} UTC."
+    elif state == "queued":
+        words = f"Queued for {name}: due to go out at {when(report['due_at'] or report['at'])} UTC."
+        if error:
+            words += f" The last try failed ({error}); it is tried again then."
+    elif state == "failed":
+        words = f"Failed on {name}: {error or 'no reason given'}. Nothing was posted there."
+    else:
+        words = f"Held on {name} for a person to check: {error or 'no reason given'}"
+    return PlatformState(report["platform"], state, words, report["url"] if state == "published" else None, error)
 
 
 def when(iso: str) -> str:
@@ -127,10 +158,19 @@ def when(iso: str) -> str:
     return iso[:16].replace("T", " ")
 
 
-def shorten_hint(text: str, platform: str) -> str:
-    """How much a refused text must lose to fit `platform`; empty when length is not the problem."""
-    over = text_length(text.strip(), platform) - PLATFORM_TEXT_LIMITS.get(platform, 10**9)
-    return f" Cut at least {over} characters." if over > 0 else ""
+def length_words(text: str, platform: str) -> str | None:
+    """Why `text` cannot be posted on `platform`, in the curator's words with what to change; None: it can."""
+    text = text.strip()
+    if not text:
+        return "the text is empty"
+    length, limit = text_length(text, platform), PLATFORM_TEXT_LIMITS.get(platform)
+    if limit is None or length <= limit:
+        return None
+    name = platform_name(platform)
+    return (
+        f"the post for {name} is {length} characters as {name} counts them, and {limit} is the most it takes."
+        f" Cut at least {length - limit} characters"
+    )
 
 
 def outcome(store: CuratorStore, set_id: str) -> Outcome | None:
@@ -155,6 +195,7 @@ def outcome(store: CuratorStore, set_id: str) -> Outcome | None:
         published_at=song["published_at"],
         post_url=song["post_url"],
         post_platform=song["post_platform"],
+        platforms=[platform_state(r) for r in store.post_states(song["approval_id"])] if song["approval_id"] else [],
     )
 
 
@@ -224,6 +265,8 @@ def song_context(store: CuratorStore, song: SongView, platforms: list[str]) -> d
     mention = message.enriched.mention
     first = song.candidates[0] if song.candidates else None
     composed = getattr(first, "composed", "") if first else ""
+    # Cross-posted, a post must fit every platform: the live count counts as the strictest one does.
+    strictest = min(platforms, key=lambda p: PLATFORM_TEXT_LIMITS.get(p, 10**9))
     return {
         "song": song,
         "song_url": track_url(message.enriched.song.track_id) or track_url(mention.spotify_track_id),
@@ -232,8 +275,9 @@ def song_context(store: CuratorStore, song: SongView, platforms: list[str]) -> d
         + urlencode({"type": "recording", "query": f'artist:"{song.artist}" AND recording:"{song.title}"'}),
         "mention_platform": mention.platform.value,
         "destination": destination(song.mention_author, platforms, mention.platform.value, mention.on_demand),
-        "platform": platforms[0],
-        "limit": PLATFORM_TEXT_LIMITS.get(platforms[0]),
+        "platform": strictest,
+        "destination_count": len(platforms),
+        "limit": PLATFORM_TEXT_LIMITS.get(strictest),
         "outcome": outcome(store, song.set_id),
         "next_id": next_pending(store, song.set_id),
         # The first candidate's post with its sentence cut out: where "write my own" text goes, for the count.

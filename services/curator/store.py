@@ -8,16 +8,23 @@ the set, so even a double click yields one approval and the poster publishes onc
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import timedelta
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
 from deephype.common.bus import derive_id
 from deephype.common.compose import PostFormat, commentary_of, song_link
-from deephype.common.contracts import Approval, Candidates, PublishedPost, ReplyTarget, length_problem, utcnow
-from deephype.common.db import Database
+from deephype.common.contracts import (
+    Approval,
+    Candidates,
+    PostStatus,
+    PublishedPost,
+    ReplyTarget,
+    length_problem,
+    utcnow,
+)
+from deephype.common.db import Connection, Database, Schema
 from deephype.common.normalise import normalise_text
 from deephype.common.signing import ApprovalKeys
 
@@ -63,6 +70,19 @@ CREATE TABLE IF NOT EXISTS decisions (
     decided_by TEXT NOT NULL,
     decided_at TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS post_states (  -- the poster's latest word on each approved post, per platform
+    approval_id TEXT NOT NULL,
+    platform TEXT NOT NULL,
+    state TEXT NOT NULL,                 -- queued | published | failed | held
+    at TEXT NOT NULL,                    -- when the poster reported it (ISO); a report older than this is ignored
+    due_at TEXT,                         -- queued: when it goes out
+    post_id TEXT,
+    url TEXT,
+    error TEXT,                          -- failed/held: why; queued: why the last try failed
+    attempts INTEGER NOT NULL DEFAULT 0,
+    message_id TEXT NOT NULL,
+    PRIMARY KEY (approval_id, platform)
+);
 CREATE TABLE IF NOT EXISTS used_tokens (token_id TEXT PRIMARY KEY, used_at TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS sessions (    -- signed-in sessions: a cookie works only while its row is here
     session_id TEXT PRIMARY KEY,
@@ -71,10 +91,24 @@ CREATE TABLE IF NOT EXISTS sessions (    -- signed-in sessions: a cookie works o
     expires_at TEXT NOT NULL
 );
 """
+# The curator's versioned schema: a change to the tables is a new step here, never an edit of an old one.
+MIGRATIONS = Schema("curator", (SCHEMA,))
+
+
+# Two reports of one post at the same time: the later stage wins.
+_STATE_ORDER = {"queued": 0, "held": 1, "failed": 2, "published": 3}
 
 
 class AlreadyDecided(Exception):
     """The song was approved or rejected already."""
+
+
+class PostRefused(ValueError):
+    """A platform's post of an approval is too long (or empty): the page says which and by how much."""
+
+    def __init__(self, platform: str, post: str, problem: str) -> None:
+        super().__init__(f"{platform}: {problem}")
+        self.platform, self.post = platform, post
 
 
 class NotFound(Exception):
@@ -113,6 +147,8 @@ class SongView:
     approval_id: str | None
     post_url: str | None
     published_at: str | None
+    # The poster's latest word on each platform's post (state, due_at, url, error, ...): see PostStatus.
+    post_states: list[dict[str, Any]] = field(default_factory=list)
 
     def as_json(self) -> dict[str, Any]:
         return {**self.__dict__, "candidates": [c.__dict__ for c in self.candidates]}
@@ -134,8 +170,8 @@ class CuratorStore:
         song = message.enriched.song
         with self.db.transaction() as connection:
             inserted = connection.execute(
-                "INSERT OR IGNORE INTO songs (set_id, trace_id, artist, title, genres, message, model, status,"
-                " created_at) VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', ?)",
+                "INSERT INTO songs (set_id, trace_id, artist, title, genres, message, model, status,"
+                " created_at) VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', ?) ON CONFLICT (set_id) DO NOTHING",
                 (
                     message.message_id,
                     message.trace_id,
@@ -210,6 +246,7 @@ class CuratorStore:
             approval_id=row["approval_id"],
             post_url=row["post_url"],
             published_at=row["published_at"],
+            post_states=self.post_states(row["approval_id"]) if row["approval_id"] else [],
         )
 
     def approve(
@@ -252,7 +289,7 @@ class CuratorStore:
                 raise ValueError("the approved text is empty")
             for platform, post in posts.items():
                 if problem := approval_text_problem(post, platform):
-                    raise ValueError(f"{platform}: {problem}")
+                    raise PostRefused(platform, post, problem)
             _spend_token(connection, token_id)
             mention = message.enriched.mention
             # Reply only to posts that asked the bot (X allows replies only to posts that mention it).
@@ -357,9 +394,62 @@ class CuratorStore:
                 ),
             )
 
+    def record_post_status(self, status: PostStatus) -> bool:
+        """Keep the poster's report on one post unless a newer one is stored; False when it was not newer
+        (a redelivery, or a report overtaken by a later one). A published post stays published."""
+        with self.db.transaction() as connection:
+            row = connection.execute(
+                "SELECT state, at, message_id FROM post_states WHERE approval_id=? AND platform=?",
+                (status.approval_id, status.platform.value),
+            ).fetchone()
+            if row is not None and (
+                row["message_id"] == status.message_id
+                or row["state"] == "published"
+                or (datetime.fromisoformat(row["at"]), _STATE_ORDER[row["state"]])
+                > (status.at, _STATE_ORDER[status.state])
+            ):
+                return False
+            connection.execute(
+                "INSERT INTO post_states (approval_id, platform, state, at, due_at, post_id, url, error, attempts,"
+                " message_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (approval_id, platform) DO UPDATE"
+                " SET state=excluded.state, at=excluded.at, due_at=excluded.due_at, post_id=excluded.post_id,"
+                " url=excluded.url, error=excluded.error, attempts=excluded.attempts, message_id=excluded.message_id",
+                (
+                    status.approval_id,
+                    status.platform.value,
+                    status.state,
+                    status.at.isoformat(),
+                    status.due_at.isoformat() if status.due_at else None,
+                    status.post_id,
+                    status.url,
+                    status.error,
+                    status.attempts,
+                    status.message_id,
+                ),
+            )
+        return True
+
+    def post_states(self, approval_id: str) -> list[dict[str, Any]]:
+        """The poster's latest word on each platform's post of this approval, by platform."""
+        rows = self.db.query(
+            "SELECT platform, state, at, due_at, post_id, url, error, attempts FROM post_states"
+            " WHERE approval_id=? ORDER BY platform",
+            (approval_id,),
+        )
+        return [dict(row) for row in rows]
+
     def decisions(self) -> list[dict[str, Any]]:
-        """Approved vs rejected texts: the training signal for the LC-GAN 'approval' value."""
-        return [dict(row) for row in self.db.query("SELECT * FROM decisions ORDER BY id")]
+        """Approved vs rejected texts: the training signal for the LC-GAN 'approval' value. An approved
+        one carries the poster's state of each of its posts ("posts": queued, published, failed, held)."""
+        decisions = [dict(row) for row in self.db.query("SELECT * FROM decisions ORDER BY id")]
+        approvals = {
+            row["set_id"]: row["approval_id"]
+            for row in self.db.query("SELECT set_id, approval_id FROM songs WHERE approval_id IS NOT NULL")
+        }
+        for decision in decisions:
+            approval_id = approvals.get(decision["set_id"]) if decision["decision"] == "approved" else None
+            decision["posts"] = self.post_states(approval_id) if approval_id else []
+        return decisions
 
     def token_used(self, token_id: str) -> bool:
         return bool(self.db.query("SELECT 1 FROM used_tokens WHERE token_id=?", (token_id,)))
@@ -374,12 +464,13 @@ class CuratorStore:
         return True
 
 
-def _spend_token(connection: sqlite3.Connection, token_id: str | None) -> None:
+def _spend_token(connection: Connection, token_id: str | None) -> None:
     """Inside a decision's transaction: the link is spent together with the decision, or not at all."""
     if token_id is None:
         return
     spent = connection.execute(
-        "INSERT OR IGNORE INTO used_tokens (token_id, used_at) VALUES (?, ?)", (token_id, utcnow().isoformat())
+        "INSERT INTO used_tokens (token_id, used_at) VALUES (?, ?) ON CONFLICT (token_id) DO NOTHING",
+        (token_id, utcnow().isoformat()),
     ).rowcount
     if not spent:
         raise LinkUsed("This review link was used already.")

@@ -14,6 +14,7 @@ from deephype.common.buses import build_bus
 from deephype.common.contracts import EnrichedSong, ModelInfo, ScoredText
 from deephype.common.service import ServiceParts, create_app
 from deephype.common.settings import Settings, get_settings
+from deephype.generator.batching import BatchingSource, consumer_settings
 from deephype.generator.handlers import make_candidates_handler
 from deephype.generator.learning_hooks import start_learning
 from deephype.generator.source import CandidateSource, SampleRequest, SampleResponse
@@ -91,7 +92,17 @@ def build(settings: Settings, source: CandidateSource | None = None) -> ServiceP
     if source is not None:
         lazy.use(source)
 
-    handle = make_candidates_handler(lazy, n=settings.generator_candidates, platform=settings.poster_platform)
+    # Songs (bus and HTTP alike) join micro-batches decoded by one thread; batch size 1: each on its own thread.
+    # Never closed before the process ends: handlers still in flight while the bus stops need it.
+    serving: CandidateSource = lazy
+    if settings.generator_batch_size > 1:
+        serving = BatchingSource(
+            lambda: lazy.get(timeout=LOAD_TIMEOUT_SECONDS),
+            max_size=settings.generator_batch_size,
+            max_wait=settings.generator_batch_wait_ms / 1000,
+            info=lambda: lazy.info,
+        )
+    handle = make_candidates_handler(serving, n=settings.generator_candidates, platform=settings.poster_platform)
 
     router = APIRouter(prefix="/v1", tags=["generator"])
 
@@ -102,7 +113,7 @@ def build(settings: Settings, source: CandidateSource | None = None) -> ServiceP
             model = lazy.get(timeout=0)
         except (TimeoutError, RuntimeError) as exc:
             raise HTTPException(503, str(exc)) from exc
-        return SampleResponse(candidates=model.generate(request), model=model.info)
+        return SampleResponse(candidates=serving.generate(request), model=model.info)
 
     return ServiceParts(
         name="generator",
@@ -116,5 +127,5 @@ def build(settings: Settings, source: CandidateSource | None = None) -> ServiceP
 def create(settings: Settings | None = None) -> FastAPI:
     """uvicorn --factory deephype.generator.app:create"""
     settings = settings or get_settings()
-    bus = build_bus(settings, connection_name="generator")
+    bus = build_bus(consumer_settings(settings), connection_name="generator")
     return create_app(build(settings), bus)

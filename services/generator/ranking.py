@@ -32,6 +32,8 @@ if TYPE_CHECKING:
     from deephype.generator.checkpoint import LoadedModel
 
 GENRE_WEIGHT = 0.5
+# Texts per fluency pass: a pretrained scorer's logits are [chunk, tokens, 49k vocabulary] floats.
+FLUENCY_CHUNK = 64
 OWN_CORPUS = Path(__file__).resolve().parents[2] / "data" / "corpus" / "own"
 
 FluencyScorer = Callable[[Sequence[str], Sequence[Sequence[str]]], list[float]]
@@ -82,12 +84,26 @@ class Ranker:
 
     def scores(self, texts: Sequence[str], genres: Sequence[str], family: str | None) -> dict[str, list[float]]:
         """Per text: fluency, genre_fit and whether it copies the corpus (1.0) or not (0.0)."""
-        fluency = self.fluency(texts, [genres] * len(texts)) if self.fluency and texts else [0.0] * len(texts)
-        return {
-            "fluency": fluency,
-            "genre_fit": self.genre.log_prob(texts, family),
-            "copy": [float(self.copies.copies(t)) for t in texts],
-        }
+        return self.scores_rows(texts, [genres] * len(texts), [family] * len(texts))
+
+    def scores_rows(
+        self, texts: Sequence[str], genres: Sequence[Sequence[str]], families: Sequence[str | None]
+    ) -> dict[str, list[float]]:
+        """`scores` for texts of several songs at once (each row its own genres and family): the fluency
+        LM runs over FLUENCY_CHUNK texts per pass, whichever songs they belong to."""
+        fluency: list[float] = []
+        if self.fluency is None:
+            fluency = [0.0] * len(texts)
+        else:
+            for start in range(0, len(texts), FLUENCY_CHUNK):
+                end = start + FLUENCY_CHUNK
+                fluency += self.fluency(texts[start:end], genres[start:end])
+        genre_fit = [0.0] * len(texts)
+        for family in set(families):
+            rows = [i for i, f in enumerate(families) if f == family]
+            for row, value in zip(rows, self.genre.log_prob([texts[i] for i in rows], family), strict=True):
+                genre_fit[row] = value
+        return {"fluency": fluency, "genre_fit": genre_fit, "copy": [float(self.copies.copies(t)) for t in texts]}
 
 
 def lstm_fluency(loaded: LoadedModel) -> FluencyScorer:
@@ -120,12 +136,14 @@ def causal_lm_fluency(lm: torch.nn.Module, tokenizer: Any) -> FluencyScorer:
         for i, row in enumerate(rows):
             ids[i, : len(row)] = torch.tensor(row)
             mask[i, : len(row)] = 1
-        with torch.inference_mode():
+        device = next(lm.parameters()).device
+        ids, mask = ids.to(device), mask.to(device)
+        with torch.inference_mode(), torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda"):
             logits = lm(input_ids=ids, attention_mask=mask).logits.float()
         log_probs = torch.log_softmax(logits[:, :-1], dim=-1).gather(2, ids[:, 1:].unsqueeze(-1)).squeeze(-1)
         keep = mask[:, 1:].clone()
         keep[:, : len(start) - 1] = 0  # the scaffold is not the text
-        return ((log_probs * keep).sum(dim=1) / keep.sum(dim=1).clamp(min=1)).tolist()
+        return ((log_probs * keep).sum(dim=1) / keep.sum(dim=1).clamp(min=1)).cpu().tolist()
 
     return score
 

@@ -25,6 +25,9 @@ from deephype.generator.checkpoint import LoadedModel, LoadedPretrained
 from deephype.generator.model import SentenceVAE
 from deephype.generator.vocab import Vocab, detokenize
 
+# One temperature for every row, or one per row ([N, 1]): a batch may hold several songs' requests.
+Temperature = float | torch.Tensor
+
 
 @dataclass
 class DecodeResult:
@@ -42,22 +45,27 @@ def decode(
     *,
     vocab: Vocab,
     max_len: int | None = None,
-    temperature: float = 1.0,
+    temperature: Temperature = 1.0,
     top_k: int = 0,
     top_p: float = 1.0,
     greedy: bool = False,
     no_repeat_ngram: int = 3,
     min_len: int = 3,
     generator: torch.Generator | None = None,
+    uniforms: torch.Tensor | None = None,
 ) -> DecodeResult:
-    """Decode N sentences at once from latent codes z [N, Z] under conditions cond [N, D]."""
+    """Decode N sentences at once from latent codes z [N, Z] under conditions cond [N, D].
+
+    `temperature` may be one per row ([N, 1]). `uniforms` [N, max_len], when given, are the sampler's
+    random numbers (row i, step t), drawn by the caller: a row's sentence then depends on its own numbers
+    only, not on which other rows share the batch (the generator batches several songs)."""
     check_sampling(temperature, top_k, top_p)
     if z.size(0) != cond.size(0):
         raise ValueError(f"z has {z.size(0)} rows but cond has {cond.size(0)}")
     model.eval()
     max_len = max_len or model.config.max_len
+    check_uniforms(uniforms, z.size(0), max_len)
     n, device = z.size(0), z.device
-    torch.arange(n, device=device)
     out = torch.full((n, max_len), vocab.pad_id, dtype=torch.long, device=device)
     log_likelihood = torch.zeros(n, device=device)
     lengths = torch.full((n,), max_len, dtype=torch.long, device=device)
@@ -74,7 +82,10 @@ def decode(
         if t < min_len:
             log_probs[:, vocab.eos_id] = float("-inf")
         _block_repeats(log_probs, out, t, no_repeat_ngram, vocab.pad_id)
-        next_tokens = log_probs.argmax(dim=-1) if greedy else _sample(log_probs, temperature, top_k, top_p, generator)
+        u = None if uniforms is None else uniforms[:, t]
+        next_tokens = (
+            log_probs.argmax(dim=-1) if greedy else _sample(log_probs, temperature, top_k, top_p, generator, u)
+        )
         next_tokens = next_tokens.masked_fill(finished, vocab.pad_id)
         log_likelihood += log_probs.gather(1, next_tokens.unsqueeze(1)).squeeze(1).masked_fill(finished, 0.0)
         out[:, t] = next_tokens
@@ -88,9 +99,10 @@ def decode(
     return DecodeResult(out, lengths, log_likelihood, texts)
 
 
-def check_sampling(temperature: float, top_k: int, top_p: float) -> None:
-    if temperature <= 0:
-        raise ValueError(f"temperature must be > 0, got {temperature}")
+def check_sampling(temperature: Temperature, top_k: int, top_p: float) -> None:
+    lowest = float(temperature.min()) if isinstance(temperature, torch.Tensor) else temperature
+    if not lowest > 0:
+        raise ValueError(f"temperature must be > 0, got {lowest}")
     if not 0 < top_p <= 1:
         raise ValueError(f"top_p must be in (0, 1], got {top_p}")
     if top_k < 0:
@@ -116,23 +128,37 @@ def _block_repeats(scores: torch.Tensor, out: torch.Tensor, t: int, ngram: int, 
     scores.scatter_(1, followers, float("-inf"))
 
 
+def check_uniforms(uniforms: torch.Tensor | None, rows: int, max_len: int) -> None:
+    if uniforms is not None and (uniforms.dim() != 2 or uniforms.size(0) != rows or uniforms.size(1) < max_len):
+        raise ValueError(f"uniforms must be [{rows}, >= {max_len}], got {list(uniforms.shape)}")
+
+
 def _sample(
-    log_probs: torch.Tensor, temperature: float, top_k: int, top_p: float, generator: torch.Generator | None
+    log_probs: torch.Tensor,
+    temperature: Temperature,
+    top_k: int,
+    top_p: float,
+    generator: torch.Generator | None,
+    uniforms: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """One token per row. Inverse-CDF sampling: one uniform number per row, not one per vocabulary entry."""
+    """One token per row. Inverse-CDF sampling: one uniform number per row, not one per vocabulary entry
+    (`uniforms` [N] in [0, 1) when the caller drew them; else drawn here from `generator`)."""
     indices = None
     scores = log_probs
     if top_k > 0:
         scores, indices = log_probs.topk(min(top_k, log_probs.size(-1)), dim=-1)
     # Log-probabilities are <= 0, so exp() cannot overflow: no max subtraction needed. `weights` is a new
     # tensor (never log_probs itself, which the caller still needs), so the passes below work in place.
-    weights = scores.exp() if temperature == 1.0 else scores.div(temperature).exp_()
+    unit = not isinstance(temperature, torch.Tensor) and temperature == 1.0
+    weights = scores.exp() if unit else scores.div(temperature).exp_()
     if top_p < 1:
         # The nucleus: the smallest set of best tokens whose mass reaches top_p (the best always stays).
         weights.masked_fill_(weights < _nucleus_floor(weights, top_p), 0.0)
     cdf = weights.cumsum_(dim=-1)
     # 1 - U is in (0, 1]: u > 0 always lands on a token with positive weight.
-    u = (1 - torch.rand(cdf.size(0), 1, device=cdf.device, generator=generator)) * cdf[:, -1:]
+    if uniforms is None:
+        uniforms = torch.rand(cdf.size(0), device=cdf.device, generator=generator)
+    u = (1 - uniforms.unsqueeze(1)) * cdf[:, -1:]
     choice = torch.searchsorted(cdf, u).clamp_(max=cdf.size(-1) - 1)
     return choice.squeeze(1) if indices is None else indices.gather(1, choice).squeeze(1)
 

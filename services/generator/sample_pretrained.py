@@ -15,7 +15,14 @@ from typing import Any
 import torch
 
 from deephype.generator.pretrained import PrefixVAE, prompt_text
-from deephype.generator.sample import DecodeResult, _block_repeats, _sample, check_sampling
+from deephype.generator.sample import (
+    DecodeResult,
+    Temperature,
+    _block_repeats,
+    _sample,
+    check_sampling,
+    check_uniforms,
+)
 
 # Decoder tokens are word pieces: blocking a repeated 4-gram of pieces is about a repeated word pair.
 NO_REPEAT_PIECES = 4
@@ -40,21 +47,24 @@ def decode_pretrained(
     genres: Sequence[Sequence[str]],
     *,
     max_len: int | None = None,
-    temperature: float = 1.0,
+    temperature: Temperature = 1.0,
     top_k: int = 0,
     top_p: float = 1.0,
     greedy: bool = False,
     no_repeat_ngram: int = NO_REPEAT_PIECES,
     min_len: int = 3,
     generator: torch.Generator | None = None,
+    uniforms: torch.Tensor | None = None,
 ) -> DecodeResult:
-    """Decode N sentences from codes z [N, Z] under conditions cond [N, D] and each row's genre names."""
+    """Decode N sentences from codes z [N, Z] under conditions cond [N, D] and each row's genre names.
+    `temperature` and `uniforms` as in sample.decode (per-row numbers keep a row independent of its batch)."""
     check_sampling(temperature, top_k, top_p)
     if not z.size(0) == cond.size(0) == len(genres):
         raise ValueError(f"z has {z.size(0)} rows, cond {cond.size(0)}, genres {len(genres)}")
     model.eval()
     tokenizer = model.tokenizer
     max_len = max_len or model.config.max_len
+    check_uniforms(uniforms, z.size(0), max_len)
     device = z.device
     prompt_cache: dict[tuple[str, ...], list[int]] = {}
     prompts = []
@@ -65,7 +75,19 @@ def decode_pretrained(
         prompts.append(prompt_cache[key])
     with torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda"):
         return _decode(
-            model, z, cond, prompts, max_len, temperature, top_k, top_p, greedy, no_repeat_ngram, min_len, generator
+            model,
+            z,
+            cond,
+            prompts,
+            max_len,
+            temperature,
+            top_k,
+            top_p,
+            greedy,
+            no_repeat_ngram,
+            min_len,
+            generator,
+            uniforms,
         )
 
 
@@ -75,19 +97,23 @@ def _decode(
     cond: torch.Tensor,
     prompts: list[list[int]],
     max_len: int,
-    temperature: float,
+    temperature: Temperature,
     top_k: int,
     top_p: float,
     greedy: bool,
     no_repeat_ngram: int,
     min_len: int,
     generator: torch.Generator | None,
+    uniforms: torch.Tensor | None,
 ) -> DecodeResult:
     tokenizer = model.tokenizer
     n, device = z.size(0), z.device
     embeds, mask, positions, _ = model.decoder_inputs(z, cond, prompts, [[] for _ in range(n)])
     added = model.to_added(torch.cat([z, model.condition(cond)], dim=-1)).unsqueeze(1)
-    output = model.lm(inputs_embeds=embeds, attention_mask=mask, position_ids=positions, use_cache=True)
+    # Only the last column's logits: all of them would be [N, T, vocabulary] floats (GBs for a big batch).
+    output = model.lm(
+        inputs_embeds=embeds, attention_mask=mask, position_ids=positions, use_cache=True, logits_to_keep=1
+    )
     cache, logits = output.past_key_values, output.logits[:, -1].float()
     next_position = positions[:, -1:] + 1
 
@@ -106,7 +132,10 @@ def _decode(
         if t < min_len:
             log_probs[:, end_ids] = float("-inf")
         _block_repeats(log_probs, out, t, no_repeat_ngram, int(never[0]) if never.numel() else pad)
-        next_tokens = log_probs.argmax(dim=-1) if greedy else _sample(log_probs, temperature, top_k, top_p, generator)
+        u = None if uniforms is None else uniforms[:, t]
+        next_tokens = (
+            log_probs.argmax(dim=-1) if greedy else _sample(log_probs, temperature, top_k, top_p, generator, u)
+        )
         next_tokens = next_tokens.masked_fill(finished, pad)
         log_likelihood += log_probs.gather(1, next_tokens.unsqueeze(1)).squeeze(1).masked_fill(finished, 0.0)
         out[:, t] = next_tokens

@@ -21,7 +21,7 @@ import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -192,6 +192,14 @@ class SwappableSource:
 
     def generate(self, request: SampleRequest) -> list[ScoredText]:
         return self._source.generate(request)
+
+    def generate_batch(self, requests: Sequence[SampleRequest]) -> list[list[ScoredText] | Exception]:
+        """A micro-batch (batching.py) is decoded whole by the version it started on."""
+        from deephype.generator.batching import generate_each
+
+        source = self._source
+        batch = getattr(source, "generate_batch", None)
+        return list(batch(requests)) if batch is not None else generate_each(source, requests)
 
 
 class Watcher:

@@ -9,11 +9,11 @@ from fastapi import APIRouter, Depends, FastAPI, HTTPException, Response
 
 from deephype.common.bus import Bus
 from deephype.common.buses import build_bus
-from deephype.common.db import Database
 from deephype.common.service import ServiceParts, create_app
 from deephype.common.settings import Settings, get_settings
+from deephype.common.store import open_database
 from deephype.listener.handlers import (
-    SCHEMA,
+    MIGRATIONS,
     Detector,
     IngestResult,
     IngestStatus,
@@ -79,7 +79,7 @@ class Poller:
 
 
 def build(settings: Settings, bus: Bus, detector: Detector | None = None) -> tuple[ServiceParts, Listener, Poller]:
-    db = Database(settings.service_state_dir("listener") / "listener.sqlite3", SCHEMA)
+    db = open_database(settings, "listener", MIGRATIONS)
     listener = Listener(db, bus, settings.bot_handles, detector or default_detector(settings))
     poller = Poller(listener, build_sources(settings), settings.listener_poll_seconds)
 

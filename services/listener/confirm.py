@@ -10,6 +10,7 @@ provider outage loses no post.
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass
 from enum import StrEnum
 from functools import lru_cache
@@ -26,6 +27,9 @@ from deephype.common.music_lookup.providers import (
 from deephype.common.settings import DATA_DIR, Settings
 
 log = logging.getLogger("deephype.listener.confirm")
+
+# Where one artist of a credit ends and the next begins: "A & B", "A, B & C", "A x B", "A and B", "A + B".
+CREDIT_SPLIT = re.compile(r"\s*,\s*|\s+(?:&|and|x|X|\+|with)\s+")
 
 LOOKUP_CHOICES = ("none", "offline", "spotify", "musicbrainz")
 
@@ -62,6 +66,18 @@ class SongLookup:
     def knows_artist(self, artist: str) -> bool:
         return normalize(artist) in self._artists
 
+    def knows_credit(self, artist: str) -> bool:
+        """The catalog knows the artist, or one named artist of a credit ("Khruangbin & Leon Bridges",
+        "Skrillex, Fred again.. & Flowdan") whose other names are capitalised like names."""
+        if self.knows_artist(artist):
+            return True
+        parts = [part.strip() for part in CREDIT_SPLIT.split(artist) if part.strip()]
+        if len(parts) < 2 or len(parts) > 4:
+            return False
+        known = [part for part in parts if self.knows_artist(part)]
+        names = all(part in known or part[:1].isupper() or part[:1].isdigit() for part in parts)
+        return bool(known) and names
+
     def offline(self, artist: str, title: str, track_id: str | None) -> Confirmation | None:
         """The catalog's answer, or None when the catalog does not know the song."""
         if self.catalog is None:
@@ -89,7 +105,7 @@ class SongLookup:
                     Verdict.confirmed, self.network.name, info.track_id, f"{info.artist} - {info.title}"
                 )
         asked = ", ".join(name for name in (self._catalog_name, self._network_name(use_network)) if name)
-        if self.knows_artist(artist):
+        if self.knows_credit(artist):
             return Confirmation(Verdict.artist_known, self._catalog_name, detail=f"artist known, title not ({asked})")
         return Confirmation(Verdict.unknown, None, detail=f"not known to {asked or 'any provider'}")
 

@@ -59,6 +59,9 @@ class Candidate:
     veto: str | None = None  # why it can never win
     confirmation: Confirmation | None = None
     score: float = 0.0  # plausibility, raised by a confirmation
+    bare: bool = False  # the clause is this credit and nothing else ("Taylor Swift – cardigan")
+    plausibility_penalty: float = 0.0  # what the form itself found against it
+    comma_tail: bool = False  # the unquoted title went on after a comma: "oat milk, bread, regret"
 
     @property
     def key(self) -> tuple[str, str]:
@@ -136,9 +139,11 @@ OFF_TOPIC = re.compile(
     r"|live\s*now|livestream|live\s+stream|stream(?:ing)?\s+(?:now|starts?)|webinar|meeting"
     r"|open(?:ing)?\s+hours|office\s+hours|price[sd]?|sale|discount|off\b|deadline|lineup|flight"
     r"|itinerary|tickets?|def\.|earnings|revenue|results|ratings|moves)\b"
-    r"|\s@\s|\bw/\s|[⚽🏀🏈⚾🎾🏉🏒✈🚆]",  # tour dates: "June 14 - Dallas, TX @ The Venue w/ Support"
+    r"|\s@\s|\bw/\s",  # tour dates: "June 14 - Dallas, TX @ The Venue w/ Support"
     re.I,
 )
+# Sport and travel emoji: a weaker sign than the words, since people decorate songs with any emoji.
+OFF_TOPIC_EMOJI = re.compile(r"[⚽🏀🏈⚾🎾🏉🏒✈🚆]")
 WEEKDAY_OR_MONTH = (
     r"(?:mon|tue|tues|wed|thu|thur|thurs|fri|sat|sun)(?:day|sday|nesday|rsday|urday)?"
     r"|jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?"
@@ -152,12 +157,13 @@ DAY_AND_MONTH = re.compile(
 # Never a song, even after "listening to": podcasts, talks, the news, books, films, games; album posts.
 NOT_A_SONG = re.compile(
     r"\b(?:podcast|episode|audiobook|audio\s*book|lecture|sermon|interview|webinar|news|radio\s+show"
-    r"|full\s+album|album\s+review|review|tracklist|setlist|book|novel|reading|read|nowreading|film|movie"
-    r"|documentary|nowwatching|watching|season\s+\d|exhibition|painting|gaming|playthrough|hours\s+in"
+    r"|full\s+album|album\s+review|(?<!track\s)(?<!song\s)(?<!single\s)review|tracklist|setlist|book|novel|reading|read|nowreading|film|movie"
+    r"|documentary|memoir|biography|autobiography|poem|poetry|ballet|nowwatching|watching|season\s+\d|exhibition|painting|gaming|playthrough|hours\s+in"
     r"|act\s+\d|boss\s+rush|speedrun|recipe|thread|essay|quote)\b"
     r"|[📚📖🎬🍿🎮🎲🧵]",
     re.I,
 )
+MUSIC_VIDEO = re.compile(r"\b(?:video|clip|mv)\b", re.I)
 ALBUM_WORDS = re.compile(r"\b(?:album|ep|lp|mixtape|record)\b", re.I)
 SONG_WORDS = re.compile(r"\b(?:song|single|track|tune|banger|jam)s?\b", re.I)
 # "taken from the new album", "from new album Shade": a song from an album, not an album post.
@@ -167,6 +173,7 @@ FROM_AN_ALBUM = re.compile(
     re.I,
 )
 ALBUM_IN_TITLE = re.compile(r"[(\[]\s*(?:album|ep|lp|mixtape|full\s+album|\d+\s+tracks?)\s*[)\]]", re.I)
+QUESTION_WORD = re.compile(r"who|what|which|anyone|anybody|someone|somebody|everyone|nobody|they", re.I)
 DETERMINER_START = re.compile(r"^(?:a|an|my|your|his|her|our|their|some|this|that|these|those)\s")
 COUNTER_START = re.compile(
     r"^(?:chapter|day|week|step|part|episode|ep|vol|volume|season|page|pages|lesson|round|level|version|v)\s*\d",
@@ -174,7 +181,18 @@ COUNTER_START = re.compile(
 )
 TIME_OR_NUMBER = re.compile(
     r"\d{1,2}[:.]\d{2}|\b\d{1,2}\s*(?:am|pm)\b|\b\d{1,2}/\d{1,2}(?:/\d{2,4})?\b|^(?=\D*\d)[\d\s.,:/%$€£+x×-]+(?:am|pm|st|nd|rd|th|k|m|kg|km|h|hrs?|mins?|s|x)?$"
-    r"|\d+\s*(?:%|°|£|\$|€|kg|km|hours?|mins?|minutes?|days?|weeks?|years?)",
+    r"|\d+\s*(?:[%°£$€]|(?:kg|km|hours?|mins?|minutes?|days?|nights?|weeks?|months?|years?|shows?|dates)\b)",
+    re.I,
+)
+# Stock openers of posts about anything ("hot take - ...", "PSA - ...", "new phone - who dis"): no artist.
+POST_OPENER = re.compile(
+    r"^(?:hot\s+takes?|unpopular\s+opinion|fun\s+fact|psa|reminder|friendly\s+reminder|daily\s+reminder"
+    r"|(?:life\s+|quick\s+|small\s+|big\s+)?(?:update|news)|plot\s+twist|note\s+to\s+self|pro\s+tip|tip|tfw|mfw"
+    r"|pov|ngl|tbh|current\s+(?:mood|status|situation)|mood|status|breaking|spoiler(?:\s+alert)?|confession"
+    r"|true\s+story|new\s+phone|also\s+me|me|reality|expectation|goals?|lesson\s+learned|hack|life\s+hack"
+    # shop signs and a band's own business: "Closed - Back Monday", "Soundcheck - Tokyo", "Merch drop - Friday"
+    r"|closed|open|sold\s+out|cancel+ed|postponed|sale|black\s+friday|cyber\s+monday|soundcheck|rehearsals?"
+    r"|studio(?:\s+update)?|merch(?:\s+drop)?|tour(?:\s+diary)?|giveaway|contest|announcement)$",
     re.I,
 )
 # A side that is only a call to action or a pointer is not a title: "Listen to 'X' - below", "- Enjoy!"
@@ -203,7 +221,7 @@ VERSION_WORDS = (
     r"remix|rmx|mix|edit|version|live|remaster(?:ed)?|official|video|audio|lyrics?|visuali[sz]er|acoustic"
     r"|demo|instrumental|feat\.?|ft\.?|featuring|prod\.?|produced|explicit|clean|mono|stereo|hd|hq|4k"
     r"|session|sessions|unplugged|bonus\s+track|dub|rework|bootleg|cover|extended|original|clip|officiel"
-    r"|recordings|records|music|premiere"
+    r"|recordings|records|music|premiere|ost|soundtrack"
 )
 # "(X Remix)", "[Official Video]", "(Live at Wembley)", "(feat. Y)", "[XL Recordings]" at the end.
 BRACKET_VERSION = re.compile(rf"\s*[(\[][^()\[\]]*\b(?:{VERSION_WORDS})\b[^()\[\]]*[)\]]\s*$", re.I)
@@ -228,14 +246,17 @@ FEATURING = re.compile(r"\s+(?:\(|\[)?(?:feat\.?|ft\.?|featuring|with\s+special\
 # What a post says after a title that is not part of it.
 TITLE_TAIL = re.compile(
     # lowercase only: in "Odds Are Good" and "There Are A Thousand" the words belong to the title
-    r"\s+(?:(?-i:(?:is|are)\s+(?:out|here|live|a|an|such|so|the|my|still|on|now|just|amazing|incredible|great"
+    r"\s+(?:(?-i:(?:is|are)\s+(?:SO|SUCH)\b)|(?-i:(?:is|are)\s+(?:out|here|live|a|an|such|so|the|my|still|on|now|just|amazing|incredible|great"
     r"|good|fire|perfect|beautiful|gorgeous|stunning|everything|brilliant|lovely|unreal|stuck|a\s+vibe))\b"
     r"|out\s+now|on\s+(?:spotify|youtube|repeat|bandcamp|apple\s+music|soundcloud|tidal|deezer|loop)|in\s+loop"
     r"|via\b|off\s+(?:the|their|his|her|my|this|that)\b|from\s+(?:the|their|his|her)\b|available\b"
     r"|(?-i:on\s+(?:a|the|my|this|an))\b|never\s+gets\s+old|hits\s+different|slaps|goes\s+(?:so\s+)?hard"
     r"|what\s+a\b|(?-i:right\s+now)|(?-i:today)\b|(?-i:at\s+(?:\d\w*|night|midnight|dawn|every|the))\b"
     r"|(?-i:tonight)\b|this\s+(?:morning|evening|week)|all\s+day|(?-i:and\s+(?:it|i|we|i'm))\b|because\b|cause\b"
-    r"|made\s+me\b|got\s+me\b|will\s+never\b|(?-i:please|pls|plz|thanks|thank\s+you|lol|lmao)\b|still\s+(?:hits|sounds|slaps)|/\s+(?-i:[a-z])|🔥)",
+    r"|made\s+me\b|got\s+me\b|will\s+never\b|(?-i:please|pls|plz|thanks|thank\s+you|lol|lmao)\b|still\s+(?:hits|sounds|slaps)|/\s+(?-i:[a-z])|🔥"
+    # lowercase only: "bags for the 400th time", "Shameika every day of my life", "X way too loud"
+    r"|(?-i:for\s+the\s+(?:\w+\s+)?time|every\s+(?:single\s+)?(?:day|night|morning|time|week)|way\s+too"
+    r"|deserves?|might\s+be|may\s+be|could\s+be|live\s+(?:was|is))\b)",
     re.I,
 )
 # What a post says before an artist: "Can't stop playing Radiohead - Creep".
@@ -243,6 +264,8 @@ LEAD_IN = re.compile(
     r"^.*?\b(?:playing|listening\s+to|listen\s+to|spinning|blasting|hearing|heard|check(?:ing)?\s+out"
     r"|loving|love|obsessed\s+with|recommend(?:ing)?|stream(?:ing)?|queue(?:d)?\s+up|discovered|watch"
     r"|revisit(?:ing)?|new\s+(?:single|song|track|music|video|ep|album)\s+(?:from|by)|premiere\s+(?:from|of)"
+    r"|put\s+on|thinking\s+(?:about|of)|humming|because"
+    r"|(?:crying|dancing|vibing|screaming|singing(?:\s+along)?|driving|running|working|cleaning|cooking|studying)\s+to"
     r"|is)\s+",
     re.I,
 )
@@ -267,11 +290,13 @@ CHATTER = re.compile(
     re.I,
 )
 # In titles only what no title says ("I", "My", "Tonight" are common in titles).
-TITLE_CHATTER = re.compile(r"\b(?:lol|lmao|omg|tbh|imo|smh|thanks|please|guys|folks|here's|there's)\b", re.I)
+# "please" and "thanks" only in lowercase: "Please Please Please" and "Thank You" are titles.
+TITLE_CHATTER = re.compile(r"(?i:\b(?:lol|lmao|omg|tbh|imo|smh|here's|there's)\b)|\b(?:thanks|please|guys|folks)\b")
 # A lowercase run after a capitalised title is chatter when it holds one of these ("made me cry on a train").
 _CHATTER_TAIL_WORDS = (
     "is was are were made makes me my i so such still just this that it never always the a an to and but "
-    "with on in at for again every time day night when while got gets hits goes you your we our of photos"
+    "with on in at for again every time day night when while got gets hits goes you your we our of photos "
+    "too way more very really much deserves deserve needs ever all like af"
 )
 CHATTER_TAIL_WORDS = frozenset(_CHATTER_TAIL_WORDS.split())
 GENERIC_WORDS = re.compile(r"\b(?:song|songs|track|tracks|album|single|playlist|music|tune|tunes)\b", re.I)
@@ -283,11 +308,11 @@ SENTENCE_END = re.compile(
 )
 RELEASE_VERB = re.compile(
     r"\s+(?:shares?|drops?|releases?|unveils?|returns?\s+with|debuts?|premieres?|announces?|teases?"
-    r"|delivers?|(?:is|are)\s+back\s+with|puts?\s+out|offers?\s+up)\b",
+    r"|delivers?|(?:is|are)\s+back\s+with|puts?\s+out|offers?\s+up|performs?|sings?)\b",
     re.I,
 )
 NEW_FROM = re.compile(
-    r"^(?:brand\s+)?new\s+(?:music\s+|single\s+|song\s+|track\s+)?(?:from|by)\s+(?P<artist>[^:]{1,60}?)\s*:\s*"
+    r"^(?:brand\s+)?new\s+(?:music\s+|single\s+|song\s+|track\s+|video\s+)?(?:from|by)\s+(?P<artist>[^:]{1,60}?)\s*:\s*"
     r"(?P<title>.+)$",
     re.I,
 )
@@ -306,6 +331,7 @@ MAX_NETWORK_LOOKUPS = 3  # per post: a network provider is slow and rate limited
 # Plausibility: the base each form gets, then what the cues add.
 BASE = {
     "dash": 0.45,
+    "quote_dash": 0.45,  # “Title” - Name: a quote and its source read the same ("“Just Do It” - Nike")
     "quoted_by": 0.5,
     "possessive": 0.55,
     "cue_by": 0.55,
@@ -315,6 +341,7 @@ BASE = {
     "comma": 0.45,
     "colon": 0.45,
     "bracket": 0.55,
+    "juxtaposed": 0.35,
     "bare_possessive": 0.1,
     "joined": 0.1,
 }
@@ -327,7 +354,9 @@ LINK_BONUS = 0.05
 NAME_PAIR_BONUS = 0.1  # a bare "Name - Name" clause that reads like a credit
 ARTIST_KNOWN_BONUS = 0.15
 OFF_TOPIC_PENALTY = 0.3
+OFF_TOPIC_EMOJI_PENALTY = 0.15
 UNCUED_BY_PENALTY = 0.15
+BARE_RELEASE_PENALTY = 0.4  # "X release “Y”" with no song word: below ACCEPT even with the artist known
 CONFIRMED_FLOOR = 0.9  # a confirmed song's confidence is at least this
 ACCEPT = 0.5  # the lowest score kept
 ACCEPT_ON_DEMAND = 0.4  # a post addressed to the bot asks for a song: a little more benefit of the doubt
@@ -340,11 +369,14 @@ class _Cues:
     music: bool
     link: bool
     off_topic: bool
+    off_topic_emoji: bool
     album_post: bool
     not_a_song: str | None
     track_id: str | None
     lowercase_post: bool
+    song_word: bool = False  # "song", "single", "track", "video" ...: the post says it is about a song
     known_artist: Callable[[str], bool] = lambda _artist: False
+    known_credit: Callable[[str], bool] = lambda _artist: False  # the artist, or one artist of a credit
     on_demand: bool = False  # the post is addressed to the bot: it asks for a song
 
 
@@ -364,6 +396,7 @@ class SongDetector:
         cues.on_demand = on_demand
         if self.lookup is not None:
             cues.known_artist = self.lookup.knows_artist
+            cues.known_credit = self.lookup.knows_credit
         cleaned = _clean(text)
         candidates = _dedupe(self._propose(cleaned, cues))
         for candidate in candidates:
@@ -379,7 +412,7 @@ class SongDetector:
         for index, clause in enumerate(clauses):
             finders = [_new_from, _dash, _cue_by]
             if QUOTE_CHARS.search(clause):  # the quote forms are the costly ones: only where a quote is
-                finders += [_quoted_by, _possessive, _announce, _artist_song, _comma, _colon]
+                finders += [_quoted_by, _possessive, _announce, _artist_song, _comma, _colon, _juxtaposed]
                 finders += [_bracket] if "「" in clause else []
             for finder in finders:
                 found.extend(finder(clause, index, cues))
@@ -506,7 +539,15 @@ def _cues(text: str) -> _Cues:
             or DASH_VERSION.search(without_links)
         )
     )
-    not_a_song = NOT_A_SONG.search(BRACKET_VERSION_ANYWHERE.sub(" ", without_links))  # "(Live at Reading)"
+    music_video = MUSIC_VIDEO.search(without_links) is not None
+    not_a_song = next(
+        (
+            match  # "(Live at Reading)" is a version, and 🎬 next to "video" a music video
+            for match in NOT_A_SONG.finditer(BRACKET_VERSION_ANYWHERE.sub(" ", without_links))
+            if not (match.group(0) == "🎬" and music_video)
+        ),
+        None,
+    )
     album_post = (
         bool(ALBUM_WORDS.search(without_links))
         and not SONG_WORDS.search(without_links)
@@ -518,10 +559,12 @@ def _cues(text: str) -> _Cues:
         music=music,
         link=link,
         off_topic=bool(OFF_TOPIC.search(without_links)),
+        off_topic_emoji=bool(OFF_TOPIC_EMOJI.search(without_links)),
         album_post=album_post,
         not_a_song=not_a_song.group(0) if not_a_song else None,
         track_id=track_id,
         lowercase_post=bool(letters) and not any(ch.isupper() for ch in letters),
+        song_word=bool(SONG_WORDS.search(without_links)) or music_video,
     )
 
 
@@ -531,13 +574,15 @@ def _clean(text: str) -> str:
     text = RETWEET.sub("\n", text)
     text = re.sub(r"(?<!\w)[*_]+|[*_]+(?!\w)", "", text)  # **bold**, _italic_
     text = re.sub(r"(?m)^\s*#{1,6}\s+", "", text)  # "## Heading"
-    text = re.sub(r"^(?:\s*@\w+(?:@[\w.]+)?[,:]?)+", " ", text)  # a reply's addressees: "@deephype what ..."
+    text = re.sub(r"^(?:\s*@\w+(?:[.@][\w-]+)*[,:]?)+", " ", text)  # a reply's addressees: "@deephype what ..."
+    # A Bluesky or Mastodon handle ending the post addresses someone ("... @deephype.bsky.social"): no name.
+    text = re.sub(r"(?:\s+@\w+(?:[.@][\w-]+)*[.@][\w-]+)+\s*$", " ", text)
     text = re.sub(r"(?:^|(?<=\s))@(\w+)(?:@[\w.]+)?", r"\1", text)  # "#np @Beyonce - Halo": the name stays
     text = CUE_PREFIX.sub("\n", text)
     # Emoji, symbols and joiners become clause marks; letters, digits, punctuation and $ (A$AP) stay.
     if not text.isascii():
         text = "".join(
-            " • " if unicodedata.category(ch) in ("So", "Sk", "Cf", "Co", "Cn") and ch not in "`´" else ch
+            " • " if unicodedata.category(ch) in ("So", "Sk", "Cf", "Co", "Cn") and ch not in "`´°" else ch
             for ch in text
         )
     text = re.sub(r"(?:\s*•)+", " •", text)
@@ -617,13 +662,21 @@ def _make(artist: str, title: str, form: str, quoted: bool, clause: int, cues: _
         artist_clean = _strip_edges(artist, keep_dots=True)  # the catalog knows this whole name
     else:
         artist_clean = _tidy_artist(artist, lead_in=kw.get("lead_in", False), tail_run=kw.get("tail_run", False))
+        member = BAND_MEMBER.match(artist_clean)
+        if member and not cues.known_artist(artist_clean):
+            artist_clean = member.group("member")  # "Big Thief's Adrianne Lenker shares ...": hers, not the band's
     untrimmed = _tidy_title(title, quoted=quoted, cut_tail=False)
     title_clean = _tidy_title(title, quoted=quoted, cut_tail=True)
     candidate = Candidate(artist_clean, title_clean, form, quoted, clause)
+    candidate.comma_tail = not quoted and re.search(r",\s+[^\W_]", title) is not None
     if title_clean != untrimmed:
         candidate.reasons.append("chatter cut after the title")
     candidate.veto = _veto(candidate, cues, trimmed=title_clean != untrimmed)
     return candidate
+
+
+# "Sonic Youth's Kim Gordon": a band's member, named with two words or more ("Jane's Addiction" is a band).
+BAND_MEMBER = re.compile(r"^.+?['’]s\s+(?P<member>[A-Z][^\s'’]*(?:\s+[A-Z][^\s'’]*)+)$")
 
 
 def _dash(clause: str, index: int, cues: _Cues) -> list[Candidate]:
@@ -648,7 +701,7 @@ def _dash(clause: str, index: int, cues: _Cues) -> list[Candidate]:
     left_quoted = _fully_quoted(left)
     right_quoted = _fully_quoted(right) or _leading_quoted(right)
     if left_quoted and not right_quoted:
-        candidate = _make(right, left_quoted, "dash", True, index, cues)
+        candidate = _make(right, left_quoted, "quote_dash", True, index, cues)
         if not cues.strong and not _titlecase(candidate.title):
             candidate.veto = candidate.veto or "a quoted phrase and its speaker, not a song"
         return [candidate]
@@ -660,12 +713,25 @@ def _dash(clause: str, index: int, cues: _Cues) -> list[Candidate]:
         # "Godspeed You! Black Emperor", "black country, new road": the catalog knows the longer name
         return [_make(known, right_quoted or right, "dash", right_quoted is not None, index, cues, known=True)]
     lowercase_words = [w for w in left.split() if w[:1].islower() and w.lower() not in NAME_CONNECTORS]
-    tail_run = len(lowercase_words) >= 2 and _capitalised_run(left) != left
+    # "Nothing beats Stevie Wonder - X": one lowercase verb is enough, but not a word names are made with
+    # ("Death from Above 1979", "Guided by Voices", "Panic! at the Disco", "Everything but the Girl").
+    # A credit the catalog knows keeps its lowercase words ("Charli xcx & Billie Eilish").
+    sentence_word = (
+        len(lowercase_words) == 1
+        and lowercase_words[0].isalpha()
+        and len(lowercase_words[0]) >= 4  # "xcx", "xx": stylised names are short
+        and lowercase_words[0].lower() not in NAME_MIDDLE_WORDS
+        and not cues.known_credit(_strip_edges(left, keep_dots=True))
+    )
+    tail_run = (len(lowercase_words) >= 2 or sentence_word) and _capitalised_run(left) != left
     found = [
         _make(
             left, right_quoted or right, "dash", right_quoted is not None, index, cues, lead_in=True, tail_run=tail_run
         )
     ]
+    found[0].bare = _key(found[0].artist) == _key(left) and _key(found[0].title) == _key(right_quoted or right)
+    if found[0].bare and found[0].veto is not None:
+        found[0].veto = _veto(found[0], cues, trimmed=False)  # the vetoes that read "bare" (numbers, 'song')
     as_written = _strip_edges(right)
     if right_quoted is None and found[0].title != as_written and cues.known_artist(found[0].artist):
         # "Delilah (pull me out of this)": what looked like an aside may be the title; a provider decides
@@ -777,6 +843,9 @@ def _known_suffix(words_before: str, lookup: SongLookup) -> str | None:
     return None
 
 
+BARE_RELEASE = re.compile(r"releas\w*|puts?\s+out", re.I)
+
+
 def _announce(clause: str, index: int, cues: _Cues) -> list[Candidate]:
     """Artist shares new single “Title”; Artist returns with disco stomper 'Title'."""
     verbs = list(RELEASE_VERB.finditer(clause))
@@ -792,7 +861,13 @@ def _announce(clause: str, index: int, cues: _Cues) -> list[Candidate]:
     if quote is None or len(between.split()) > 8 or ALBUM_WORDS.search(between):
         return []  # "announces new album “X”": an album
     artist = clause[: verb.start()]
-    return [_make(artist, _quoted_text(quote), "announce", True, index, cues, lead_in=True, tail_run=True)]
+    candidate = _make(artist, _quoted_text(quote), "announce", True, index, cues, lead_in=True, tail_run=True)
+    if BARE_RELEASE.fullmatch(last.group(0).strip()) and not cues.song_word:
+        # "Fleetwood Mac release “Rumours”": what is released with no song word is as often an album; only a
+        # provider that knows the song lifts it
+        candidate.plausibility_penalty = BARE_RELEASE_PENALTY
+        candidate.reasons.append("released, with no word saying it is a song (an album reads the same)")
+    return [candidate]
 
 
 def _artist_song(clause: str, index: int, cues: _Cues) -> list[Candidate]:
@@ -827,6 +902,42 @@ def _comma(clause: str, index: int, cues: _Cues) -> list[Candidate]:
     if quoted is None:
         return []
     return [_make(match.group("artist"), quoted, "comma", True, index, cues)]
+
+
+JUXTAPOSED_NAME = re.compile(r"(?:^|(?<=\s))(?P<artist>(?:[A-Z0-9][\w.&'’+-]*\s+){0,4}[A-Z0-9][\w.&'’+-]*)\s+$")
+
+
+# What may follow a quoted title in a post that says "song": 'SZA "Kill Bill" has the best chorus'.
+JUXTAPOSED_TAIL = re.compile(
+    r"\s+(?:is|was|has|had|remains|will|would|still|just|really|never|always|hits|slaps|goes|makes|made|gets|got"
+    r"|sounds|deserves|might|may|could|should|must|feels|lives)\b"
+)
+
+
+def _juxtaposed(clause: str, index: int, cues: _Cues) -> list[Candidate]:
+    """Cocteau Twins "Heaven or Las Vegas": a name right before a quote that ends the clause. People quote
+    after names for much else ("Drake 'not worried' about ...", "Radiohead 'OK Computer' turns 25"), so the
+    quote must end the clause (or chatter follow it), read like a title, and a music cue, a known artist or a
+    request to the bot must carry it."""
+    found = []
+    for match in itertools.islice(QUOTED.finditer(clause), MAX_QUOTES):
+        name = JUXTAPOSED_NAME.search(clause[max(0, match.start() - NEAR) : match.start()])
+        if name is None:
+            continue
+        rest = clause[match.end() :].strip()
+        if rest and not (
+            re.fullmatch(r"[\W_]*", rest)
+            or TITLE_TAIL.match(" " + rest)
+            or (cues.song_word and JUXTAPOSED_TAIL.match(" " + rest))
+        ):
+            continue
+        if not (_titlecase(_quoted_text(match)) or cues.strong or cues.on_demand):
+            continue
+        artist = _capitalised_run(name.group("artist"))
+        if not (cues.music or cues.strong or cues.on_demand or cues.known_credit(_strip_edges(artist, keep_dots=True))):
+            continue
+        found.append(_make(artist, _quoted_text(match), "juxtaposed", True, index, cues, lead_in=True))
+    return found
 
 
 def _bracket(clause: str, index: int, cues: _Cues) -> list[Candidate]:
@@ -878,8 +989,15 @@ def _veto(candidate: Candidate, cues: _Cues, *, trimmed: bool) -> str | None:
     artist, title = candidate.artist, candidate.title
     if not artist or not title or not re.search(r"\w", artist) or not re.search(r"\w", title):
         return "an empty artist or title"
-    if NOT_A_TITLE.match(title) or (re.search(r"['’]s?$", title) and not candidate.quoted):
+    possessive_end = re.search(r"['’]s?$", title) and not candidate.quoted
+    if possessive_end and candidate.bare and len(title.split()) >= 2 and _titlecase(title):
+        possessive_end = False  # "Dijon - Big Mike's": a whole clause that is a credit
+    if NOT_A_TITLE.match(title) or possessive_end:
         return "the title is a pointer or call to action"
+    if POST_OPENER.match(artist) and not cues.known_artist(artist):
+        return "the artist side is a stock opener ('hot take', 'PSA', 'update')"
+    if QUESTION_WORD.fullmatch(artist):
+        return "a question ('who sings ...'), not a name"
     if DETERMINER_START.match(artist) and not cues.known_artist(artist):
         return "the artist starts like a sentence ('a', 'my', 'this' ...)"
     if ALBUM_IN_TITLE.search(title):
@@ -890,7 +1008,10 @@ def _veto(candidate: Candidate, cues: _Cues, *, trimmed: bool) -> str | None:
         return "numbers after both names (a score)"
     if _looks_like_number_or_time(artist):
         return "the artist is a number, time or amount"
-    if _looks_like_number_or_time(title) and not ((cues.strong or cues.music) and re.fullmatch(r"\d{1,4}", title)):
+    if _looks_like_number_or_time(title) and not (
+        ((cues.strong or cues.music) and re.fullmatch(r"\d{1,4}", title))
+        or (candidate.bare and cues.known_credit(artist) and not cues.off_topic and _styled_number_title(title))
+    ):
         return "the title is a number, time or amount"
     if _calendar_pair(artist, title):
         return "days or dates"
@@ -908,11 +1029,21 @@ def _veto(candidate: Candidate, cues: _Cues, *, trimmed: bool) -> str | None:
     if cues.album_post and not cues.strong and candidate.form != "announce":
         return "an album post"
     generic_title = not candidate.quoted and GENERIC_WORDS.search(title) and not _titlecase(title)
-    if not cues.strong and (GENERIC_WORDS.search(artist) or generic_title or GENERIC_WORDS.fullmatch(title)):
+    styled_generic = (
+        generic_title and candidate.bare and cues.known_credit(artist) and _plain_lowercase_title(title)
+    )  # "beabadoobee - glue song"
+    if not cues.strong and (
+        GENERIC_WORDS.search(artist) or (generic_title and not styled_generic) or GENERIC_WORDS.fullmatch(title)
+    ):
         return "a generic word ('song', 'album') as a name"
     if trimmed and not (cues.music or cues.strong) and not _titlecase(title):
         return "a title cut out of a sentence"
     return None
+
+
+def _styled_number_title(title: str) -> bool:
+    """A known artist's title made of a number or with one: "$20", "10%", "22", "Plastic 100°C"."""
+    return bool(re.fullmatch(r"[$#£€]?\d{1,4}%?", title) or (_titlecase(title) and re.match(r"[^\W\d_]", title)))
 
 
 def _score_plausibility(candidate: Candidate, cues: _Cues, lookup: SongLookup | None) -> None:
@@ -934,8 +1065,12 @@ def _score_plausibility(candidate: Candidate, cues: _Cues, lookup: SongLookup | 
     if cues.link:
         score += LINK_BONUS
         reasons.append("music link")
-    names = _name_like(candidate.artist) and (candidate.quoted or _name_like(candidate.title))
+    known = cues.known_credit(candidate.artist)
+    artist_name_like = _name_like(candidate.artist) or known  # "deadmau5", "beabadoobee"
+    names = artist_name_like and (candidate.quoted or _name_like(candidate.title))
     titlecase = _titlecase(candidate.artist) and (candidate.quoted or _titlecase(candidate.title))
+    # "Taylor Swift – cardigan": an artist the catalog knows, alone with a short lowercase title
+    styled_title = known and candidate.bare and not candidate.quoted and _plain_lowercase_title(candidate.title)
     cut = "chatter cut after the title" in candidate.reasons
     if candidate.form == "dash" and names and titlecase and not cut:
         score += NAME_PAIR_BONUS
@@ -943,6 +1078,8 @@ def _score_plausibility(candidate: Candidate, cues: _Cues, lookup: SongLookup | 
     if not names and not cues.strong:
         if cues.lowercase_post and lookup is not None and lookup.knows_artist(candidate.artist):
             reasons.append("all-lowercase post, artist known")
+        elif styled_title and artist_name_like:
+            reasons.append("artist known, a short lowercase title alone after it")
         elif cues.lowercase_post and _lowercase_credit(candidate):
             score += NAME_PAIR_BONUS if candidate.form == "dash" else 0.0
             reasons.append("all-lowercase post, short and reads like artist - title")
@@ -953,10 +1090,10 @@ def _score_plausibility(candidate: Candidate, cues: _Cues, lookup: SongLookup | 
             score -= 0.4
             reasons.append("not capitalised like a name")
     if not cues.strong and not cues.lowercase_post:
-        if not _titlecase(candidate.artist) and not cues.known_artist(candidate.artist):
+        if not _titlecase(candidate.artist) and not known:
             score -= 0.2
             reasons.append("artist not title case")
-        elif not titlecase:
+        elif not titlecase and not styled_title and not (known and _titlecase(candidate.title)):
             score -= 0.1
             reasons.append("title not title case")
     if not candidate.quoted and len(candidate.title.split()) > LONG_UNQUOTED_TITLE_WORDS:
@@ -964,26 +1101,54 @@ def _score_plausibility(candidate: Candidate, cues: _Cues, lookup: SongLookup | 
         reasons.append("a long unquoted title")
     if cut and not cues.strong:
         score -= 0.1
-    if candidate.form == "quoted_by" and not (cues.strong or cues.music):
+    if candidate.form in ("quoted_by", "quote_dash") and not (cues.strong or cues.music):
         score -= UNCUED_BY_PENALTY
-        reasons.append("“Title” by Name with no music cue (a book or a film reads the same)")
+        reasons.append("“Title” by Name or “Title” - Name with no music cue (a quote, a book or a film reads the same)")
     if cues.off_topic and not cues.strong:
         score -= OFF_TOPIC_PENALTY
         reasons.append("sport, schedule, travel or money talk in the post")
+    elif cues.off_topic_emoji and not cues.strong:
+        score -= OFF_TOPIC_EMOJI_PENALTY
+        reasons.append("a sport or travel emoji in the post")
+    score -= candidate.plausibility_penalty
     if CHATTER.search(candidate.artist):
         score -= 0.05
         reasons.append("a common word in the artist")
     candidate.plausibility = round(max(0.0, min(score, 0.99)), 3)
 
 
+# Words that make a lowercase title read like a sentence about the artist ("Adele - sold out again").
+LOWERCASE_TITLE_SENTENCE = re.compile(
+    r"\b(?:is|was|were|are|am|been|be|can't|cannot|don't|doesn't|isn't|should|would|could|will|gonna|wanna"
+    r"|lol|lmao|omg|tbh|imo|smh|thanks|please|pls|today|tomorrow|yesterday|tonight|everyone|anyone|guys|folks"
+    r"|new|next|latest|announced?|sold|tickets?|tour|dates|cancel+ed|confirmed|again|finally|just|who|what"
+    r"|why|how|she|he|they|it's|she's|he's|they're|you're|we're|i'm|via|here)\b",
+    re.I,
+)
+
+
+def _plain_lowercase_title(title: str) -> bool:
+    """A short title with no sentence words: how artists who write in lowercase name their songs."""
+    words = title.split()
+    return (
+        1 <= len(words) <= 6
+        and title[:1].islower()
+        and not LOWERCASE_TITLE_SENTENCE.search(title)
+        and not TITLE_CHATTER.search(title)
+    )
+
+
 def _lowercase_credit(candidate: Candidate) -> bool:
-    """ "porches - rangerover": a short name and a short title, no sentence words in the name."""
+    """ "porches - rangerover": a short name and a short title, no sentence words in the name. A title that
+    goes on after a comma or holds a number ("moving day - 4th floor, no lift") reads like a note."""
     words = candidate.artist.split()
     return (
         len(words) <= 4
         and not CHATTER.search(candidate.artist)
         and not any(word in LOWERCASE_SENTENCE_WORDS for word in words)
-        and (candidate.quoted or len(candidate.title.split()) <= 5)
+        and not candidate.comma_tail
+        and (candidate.quoted or not re.search(r"\d", candidate.title))
+        and (candidate.quoted or len(candidate.title.split()) <= (6 if candidate.bare else 5))
         and not any(word in LOWERCASE_SENTENCE_TITLE_WORDS for word in candidate.title.split())
     )
 
@@ -992,7 +1157,7 @@ def _lowercase_credit(candidate: Candidate) -> bool:
 LOWERCASE_SENTENCE_TITLE_WORDS = frozenset({"that", "thing", "things", "stuff", "please", "because", "remember"})
 _LOWERCASE_SENTENCE_WORDS = (
     "it's its ok okay but who what why how when where mood vibes weather energy giving girl dinner asked "
-    "one more just so very really much too all no yes not if then than also"
+    "one more just so very really much too all no yes not if then than also new"
 )
 LOWERCASE_SENTENCE_WORDS = frozenset(_LOWERCASE_SENTENCE_WORDS.split())
 
@@ -1070,6 +1235,7 @@ def _tidy_title(title: str, *, quoted: bool, cut_tail: bool) -> str:
     title = title.strip()
     if not quoted:
         title = ASIDE_BRACKET.sub("", title)
+        title = _cut_after_ellipsis(title)
         title = _cut_title_tail(title)
         title = re.sub(r"\s*(?:[;!?|].*|,\s+(?=[a-z]).*)$", "", title)
     title = _strip_edges(title)
@@ -1083,6 +1249,18 @@ def _tidy_title(title: str, *, quoted: bool, cut_tail: bool) -> str:
     if quoted or not cut_tail:
         return title
     return _strip_edges(_cut_lowercase_tail(title))
+
+
+def _cut_after_ellipsis(title: str) -> str:
+    """ "Harmony Hall ... still perfect", "Retrograde... goosebumps every time": English chatter after "...";
+    "Je t'aime... moi non plus" keeps its words."""
+    match = re.search(r"\s*(?:\.{3}|…)\s+(?=[a-z])(?P<tail>.*)$", title)
+    if match is None:
+        return title
+    glued = match.start() > 0 and title[match.start() - 1] != " "  # "Je t'aime... moi non plus"
+    if glued and not any(word.lower() in CHATTER_TAIL_WORDS for word in match.group("tail").split()):
+        return title
+    return title[: match.start()]
 
 
 def _cut_title_tail(title: str) -> str:
@@ -1172,6 +1350,9 @@ _SMALL_TITLE_WORDS = (
     "to on at is it or an with en me you by from into up out over under as than off no not n 'n' so but if"
 )
 SMALL_TITLE_WORDS = frozenset(_SMALL_TITLE_WORDS.split())
+# Lowercase words found inside band names: one of these before a capitalised run is no lead-in.
+NAME_MIDDLE_WORDS = NAME_CONNECTORS | SMALL_TITLE_WORDS | {"from", "at", "but", "with", "by", "without", "against"}
+NAME_MIDDLE_WORDS |= {"featuring", "feat", "ft", "presents", "meets", "versus", "vs"}
 
 
 def _titlecase(side: str) -> bool:

@@ -12,7 +12,7 @@ from pydantic import BaseModel, ValidationError
 
 from deephype.common.bus import Bus, derive_id
 from deephype.common.contracts import Platform, SongMention, utcnow
-from deephype.common.db import Database
+from deephype.common.db import Database, Schema
 from deephype.common.platforms.base import RawPost
 from deephype.common.settings import Settings
 
@@ -33,6 +33,8 @@ CREATE TABLE IF NOT EXISTS posts (
 );
 CREATE TABLE IF NOT EXISTS cursors (source TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
+# The listener's versioned schema: a change to its tables is a new step here.
+MIGRATIONS = Schema("listener", (SCHEMA,))
 
 
 class IngestStatus(StrEnum):
@@ -52,7 +54,8 @@ class IngestResult(BaseModel):
     title: str | None = None
 
 
-BOT_MENTION = re.compile(r"(?<![\w@])@(\w+)")
+# "@deephype", Bluesky's "@deephype.bsky.social", Mastodon's "@deephype@mastodon.social"
+BOT_MENTION = re.compile(r"(?<![\w@])@(\w[\w.-]*(?:@[\w-]+(?:\.[\w-]+)+)?)")
 
 
 class Detector(Protocol):
@@ -77,7 +80,10 @@ class Listener:
         self.detector = detector
 
     def addresses_bot(self, text: str) -> bool:
-        return bool({handle.lower() for handle in BOT_MENTION.findall(text)} & self.bot_handles)
+        handles = {handle.lower().rstrip(".-") for handle in BOT_MENTION.findall(text)}
+        # a full handle names the bot, and so does its local part ("deephype" of "deephype.bsky.social")
+        handles |= {re.split(r"[.@]", handle, maxsplit=1)[0] for handle in handles}
+        return bool(handles & self.bot_handles)
 
     def ingest(self, post: RawPost) -> IngestResult:
         key = (post.platform.value, post.post_id)

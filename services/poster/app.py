@@ -14,10 +14,10 @@ from deephype.common.bus import Bus, Subscription
 from deephype.common.buses import build_bus
 from deephype.common.compose import PostFormat
 from deephype.common.contracts import Approval, utcnow
-from deephype.common.db import Database
 from deephype.common.service import ServiceParts, create_app
 from deephype.common.settings import Settings, get_settings
 from deephype.common.signing import ApprovalKeys
+from deephype.common.store import open_database
 from deephype.poster.engagement import EngagementReader, engagement_readers
 from deephype.poster.handlers import SCHEMA, Dispatcher, PostQueue, make_approval_handler
 from deephype.poster.publishers import Publisher, build_publisher
@@ -37,7 +37,7 @@ def build(
     *,
     clock: Clock = utcnow,
 ) -> tuple[ServiceParts, PostQueue]:
-    db = Database(settings.service_state_dir("poster") / "poster.sqlite3", SCHEMA)
+    db = open_database(settings, "poster", SCHEMA)
     queue = PostQueue(db, Pacing.from_settings(settings), clock)
     keys = ApprovalKeys.from_settings(settings)
     if publisher is not None:
@@ -47,7 +47,13 @@ def build(
             name: build_publisher(name, db, settings) for name in PostFormat.from_settings(settings).platforms
         }
     dispatcher = Dispatcher(
-        queue, publishers, bus.publish, retry_delays=settings.retry_delays, max_attempts=settings.max_attempts
+        queue,
+        publishers,
+        bus.publish,
+        report=bus.publish,
+        publish_many=bus.publish_many,
+        retry_delays=settings.retry_delays,
+        max_attempts=settings.max_attempts,
     )
 
     engagement = EngagementReader(

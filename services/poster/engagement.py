@@ -191,8 +191,8 @@ class EngagementReader:
         with self.db.transaction() as connection:
             for hours, state, metrics, error in rows:
                 connection.execute(
-                    "INSERT OR IGNORE INTO engagement (approval_id, platform, checkpoint_hours, post_id, state,"
-                    " read_at, likes, reposts, replies, quotes, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "INSERT INTO engagement (approval_id, platform, checkpoint_hours, post_id, state, read_at, likes,"
+                    " reposts, replies, quotes, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
                     (
                         item.approval_id,
                         item.platform,

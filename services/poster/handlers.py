@@ -5,11 +5,16 @@ platform, with the time it is due (schedule.py); only then is the message acked.
 due. Each row records the state before and after the platform call:
 - 'queued': waiting for its time. 'publishing' is written (and committed) before the call, 'published'
   with the post id after, and the PublishedPost is announced on the bus (again after a crash, same id).
-- 'publishing' found at start: we crashed during the call. An idempotent platform (dry-run, Mastodon with
-  its Idempotency-Key) is simply called again; X and Bluesky are asked for the bot's latest posts: found
-  means it went out (recorded, not posted again), not found means it did not (posted now). Where that
-  cannot be told, the row is 'held' for a human, because posting twice is worse than not posting.
-  (One poster process per state folder: the queue's dispatcher is not shared between copies.)
+- Copies of the poster (on one host over SQLite, on several over PostgreSQL) share the queue: a row is
+  claimed for its call by one conditional update ('queued' and due -> 'publishing', claimed_by = this
+  copy), which only one copy can win, so two copies never call a platform for the same row.
+- 'publishing' claimed by a copy that is gone (crashed: its presence mark, a file lock or a PostgreSQL
+  session lock, went with it), found at start and every few seconds after: the call was cut off. One
+  copy takes the row over (the same kind of conditional update) and applies the rule: an idempotent
+  platform (dry-run, Mastodon with its Idempotency-Key) is simply called again; X and Bluesky are asked for
+  the bot's latest posts: found means it went out (recorded, not posted again), not found means it did not
+  (posted now). Where that cannot be told, the row is 'held' for a human, because posting twice is worse
+  than not posting.
 - 'failed': the platform refused for good (a 4xx); retrying the same request cannot help.
 One platform failing changes only its own row: the others go out on their own schedule.
 """
@@ -18,15 +23,28 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import random
+import re
+import socket
 import threading
+import time
+import uuid
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
 from deephype.common.bus import Handler, PermanentError, backoff_delay, derive_id
-from deephype.common.contracts import Approval, Envelope, PublishedPost, ReplyTarget, length_problem, utcnow
-from deephype.common.db import Database
+from deephype.common.contracts import (
+    Approval,
+    Envelope,
+    PostStatus,
+    PublishedPost,
+    ReplyTarget,
+    length_problem,
+    utcnow,
+)
+from deephype.common.db import Database, Presence, Schema
 from deephype.common.logs import trace
 from deephype.common.signing import ApprovalKeys
 from deephype.poster.publishers import Publisher, PublishRefused, PublishResult
@@ -34,7 +52,7 @@ from deephype.poster.schedule import Clock, Pacing, stamp, unstamp
 
 log = logging.getLogger("deephype.poster")
 
-SCHEMA = """
+OUTBOX = """
 CREATE TABLE IF NOT EXISTS outbox (
     approval_id TEXT NOT NULL,
     platform TEXT NOT NULL,
@@ -59,20 +77,51 @@ CREATE TABLE IF NOT EXISTS outbox (
     PRIMARY KEY (approval_id, platform)
 );
 CREATE INDEX IF NOT EXISTS outbox_due ON outbox (state, due_at);
+CREATE TABLE IF NOT EXISTS status_reports (  -- the last state of each outbox row told to the curator
+    approval_id TEXT NOT NULL,
+    platform TEXT NOT NULL,
+    reported TEXT NOT NULL,       -- state|due_at|error of the row when it was reported (see STATUS_OF_ROW)
+    PRIMARY KEY (approval_id, platform)
+);
 """
+CLAIMS = """
+ALTER TABLE outbox ADD COLUMN claimed_by TEXT;  -- the copy making (or that made) the platform call
+"""
+# The poster's versioned schema: a change to its tables is a new step at the end, never an edit of an old one.
+SCHEMA = Schema("poster", (OUTBOX, CLAIMS))
+
+
+def new_copy_id() -> str:
+    """This process's name among the poster's copies: host, pid and a random part (pids repeat)."""
+    host = re.sub(r"[^A-Za-z0-9_.-]", "-", socket.gethostname())[:60]
+    return f"{host}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+
+
+# What a PostStatus says about one outbox row; a row whose value differs from its last report is reported
+# again. 'publishing' is a moment, not a state the curator needs to see.
+STATUS_OF_ROW = "o.state || '|' || o.due_at || '|' || COALESCE(o.error, '')"
+REPORTED_STATES = "('queued', 'published', 'failed', 'held')"
 
 
 class PostQueue:
     """The poster's queue and ledger in one table: what waits, when it is due, and what went out."""
 
     def __init__(
-        self, db: Database, pacing: Pacing | None = None, clock: Clock = utcnow, rng: random.Random | None = None
+        self,
+        db: Database,
+        pacing: Pacing | None = None,
+        clock: Clock = utcnow,
+        rng: random.Random | None = None,
+        copy_id: str | None = None,
     ) -> None:
         self.db = db
         self.pacing = pacing or Pacing()
         self.clock = clock
         self.rng = rng or random.Random()
+        self.copy_id = copy_id or new_copy_id()
         self._lock = threading.Lock()  # one scheduling decision at a time within this process
+        self._presence: Presence | None = None
+        self._presence_lock = threading.Lock()
 
     def get(self, approval_id: str, platform: str) -> Any:
         rows = self.db.query("SELECT * FROM outbox WHERE approval_id=? AND platform=?", (approval_id, platform))
@@ -126,26 +175,54 @@ class PostQueue:
         rows = self.db.query("SELECT MIN(due_at) AS at FROM outbox WHERE state='queued'")
         return unstamp(rows[0]["at"]) if rows and rows[0]["at"] else None
 
-    def _update(self, approval_id: str, platform: str, sql: str, *values: Any) -> None:
+    def _update(self, approval_id: str, platform: str, sql: str, *values: Any, claimed: bool = False) -> bool:
+        """Change one row; with `claimed`, only while this copy's claim on it stands. False: nothing changed."""
+        where = "approval_id=? AND platform=?"
+        keys: tuple[Any, ...] = (approval_id, platform)
+        if claimed:
+            where, keys = where + " AND state='publishing' AND claimed_by=?", (*keys, self.copy_id)
         with self.db.transaction() as connection:
-            connection.execute(
-                f"UPDATE outbox SET {sql} WHERE approval_id=? AND platform=?", (*values, approval_id, platform)
-            )
+            return connection.execute(f"UPDATE outbox SET {sql} WHERE {where}", (*values, *keys)).rowcount > 0
 
-    def claim(self, approval_id: str, platform: str) -> None:
-        self._update(
-            approval_id, platform, "state='publishing', attempts=attempts+1, started_at=?", stamp(self.clock())
-        )
+    # --- which copy makes a call ---
+
+    def present(self) -> None:
+        """Mark this copy as running (before its first claim), so its peers leave its claims alone."""
+        with self._presence_lock:
+            if self._presence is None:
+                self._presence = self.db.presence(self.copy_id)
+            else:
+                self._presence.ensure()
+
+    def release(self) -> None:
+        """This copy stops: its claims become a crashed copy's (a clean stop leaves none)."""
+        with self._presence_lock:
+            presence, self._presence = self._presence, None
+        if presence is not None:
+            presence.release()
+
+    def claim(self, approval_id: str, platform: str) -> Any:
+        """Take a due row for its platform call: the row as claimed, or None when another copy has it (or it is
+        not due any more). One conditional update: of all copies, exactly one wins."""
+        self.present()
+        now = stamp(self.clock())
+        with self.db.transaction() as connection:
+            return connection.execute(
+                "UPDATE outbox SET state='publishing', attempts=attempts+1, started_at=?, claimed_by=?"
+                " WHERE approval_id=? AND platform=? AND state='queued' AND due_at <= ? RETURNING *",
+                (now, self.copy_id, approval_id, platform, now),
+            ).fetchone()
 
     def retry_later(self, approval_id: str, platform: str, seconds: float, error: str) -> None:
         due = self.clock() + timedelta(seconds=seconds)
-        self._update(approval_id, platform, "state='queued', due_at=?, error=?", stamp(due), error)
+        self._update(approval_id, platform, "state='queued', due_at=?, error=?", stamp(due), error, claimed=True)
 
-    def give_up(self, approval_id: str, platform: str, state: str, error: str) -> None:
-        self._update(approval_id, platform, "state=?, error=?", state, error)
+    def give_up(self, approval_id: str, platform: str, state: str, error: str, *, claimed: bool = True) -> None:
+        self._update(approval_id, platform, "state=?, error=?", state, error, claimed=claimed)
 
-    def finish(self, post: PublishedPost) -> None:
-        self._update(
+    def finish(self, post: PublishedPost) -> bool:
+        """Record a post made under this copy's claim; False (and a warning) when the claim was taken over."""
+        done = self._update(
             post.approval_id,
             post.platform.value,
             "state='published', post_id=?, url=?, message=?, published_at=?, error=NULL",
@@ -153,7 +230,11 @@ class PostQueue:
             post.url,
             post.model_dump_json(),
             stamp(post.published_at),
+            claimed=True,
         )
+        if not done:
+            log.warning("post %s to %s went out, but another copy took the call over", post.approval_id, post.platform)
+        return done
 
     def mark_announced(self, approval_id: str, platform: str) -> None:
         self._update(approval_id, platform, "announced=1")
@@ -162,12 +243,51 @@ class PostQueue:
         rows = self.db.query("SELECT message FROM outbox WHERE state='published' AND announced=0")
         return [PublishedPost.model_validate_json(row["message"]) for row in rows]
 
+    def unreported(self) -> list[Any]:
+        """Rows whose state the curator has not been told yet (or has been told an older one)."""
+        return self.db.query(
+            f"SELECT o.*, {STATUS_OF_ROW} AS status_now FROM outbox o LEFT JOIN status_reports r"
+            " ON r.approval_id = o.approval_id AND r.platform = o.platform"
+            f" WHERE o.state IN {REPORTED_STATES} AND (r.reported IS NULL OR r.reported != {STATUS_OF_ROW})"
+            " ORDER BY o.queued_at"
+        )
+
+    def mark_reported(self, approval_id: str, platform: str, reported: str) -> None:
+        with self.db.transaction() as connection:
+            connection.execute(
+                "INSERT INTO status_reports (approval_id, platform, reported) VALUES (?, ?, ?)"
+                " ON CONFLICT (approval_id, platform) DO UPDATE SET reported = excluded.reported",
+                (approval_id, platform, reported),
+            )
+
     def in_flight(self) -> list[Any]:
-        """Rows whose platform call was under way when the poster stopped."""
-        return self.db.query("SELECT * FROM outbox WHERE state='publishing'")
+        """Rows whose platform call was cut off (their copy is gone), each now taken over by this copy."""
+        rows = self.db.query(
+            "SELECT approval_id, platform, claimed_by FROM outbox WHERE state='publishing'"
+            " AND COALESCE(claimed_by, '') != ?",
+            (self.copy_id,),
+        )
+        owners = {row["claimed_by"] for row in rows}
+        gone = {owner for owner in owners if owner is None or not self.db.alive(owner)}
+        taken = []
+        for row in rows:
+            if row["claimed_by"] not in gone:
+                continue
+            self.present()
+            with self.db.transaction() as connection:
+                mine = connection.execute(
+                    "UPDATE outbox SET claimed_by=? WHERE approval_id=? AND platform=? AND state='publishing'"
+                    " AND COALESCE(claimed_by, '')=? RETURNING *",
+                    (self.copy_id, row["approval_id"], row["platform"], row["claimed_by"] or ""),
+                ).fetchone()
+            if mine is not None:
+                taken.append({**dict(mine), "claimed_by_before": row["claimed_by"]})
+        return taken
 
     def requeue(self, approval_id: str, platform: str, note: str | None = None) -> None:
-        self._update(approval_id, platform, "state='queued', due_at=?, error=?", stamp(self.clock()), note)
+        self._update(
+            approval_id, platform, "state='queued', due_at=?, error=?", stamp(self.clock()), note, claimed=True
+        )
 
     def mark_now(self, approval_id: str) -> int:
         """The curator's "now": every queued platform of this approval is due at once."""
@@ -258,6 +378,23 @@ def make_approval_handler(
     return handle
 
 
+def status_of(row: Any, at: datetime) -> PostStatus:
+    """The PostStatus of one outbox row (its id derives from the state, so a repeat of it is a duplicate)."""
+    return PostStatus(
+        message_id=derive_id(row["approval_id"], "status", row["platform"], row["status_now"]),
+        trace_id=row["trace_id"],
+        approval_id=row["approval_id"],
+        platform=row["platform"],
+        state=row["state"],
+        at=at,
+        due_at=unstamp(row["due_at"]) if row["state"] == "queued" else None,
+        post_id=row["post_id"],
+        url=row["url"],
+        error=row["error"][:2000] if row["error"] else None,
+        attempts=row["attempts"],
+    )
+
+
 def _by_platform(publishers: Mapping[str, Publisher] | Publisher) -> dict[str, Publisher]:
     if isinstance(publishers, Mapping):
         return dict(publishers)
@@ -273,12 +410,21 @@ class Dispatcher:
         publishers: Mapping[str, Publisher] | Publisher,
         announce: Callable[[Envelope], None],
         *,
+        report: Callable[[Envelope], None] | None = None,
         interval: float = 1.0,
         retry_delays: Sequence[float] = (1.0, 5.0, 30.0, 300.0, 3600.0),
         max_attempts: int = 5,
+        recover_interval: float = 2.0,
+        publish_many: Callable[[Sequence[Envelope]], None] | None = None,
     ) -> None:
         self.queue, self.publishers, self.announce = queue, _by_platform(publishers), announce
+        self.report = report  # where each post's state goes (PostStatus: queued, published, failed, held)
+        # The bus's batch publish, when there is one: a tick's announcements (and reports) are confirmed
+        # together, not one broker round trip after the other.
+        self.publish_many = publish_many
         self.interval = interval
+        # How often a running copy looks for calls cut off by another copy's crash (and takes them over).
+        self.recover_interval = recover_interval
         # A refusal without a delay of its own, or an idempotent call that failed, waits a growing delay;
         # after max_attempts of those the row fails (a rate limit with its own reset time does not count).
         self.retry_delays, self.max_attempts = retry_delays, max_attempts
@@ -296,6 +442,12 @@ class Dispatcher:
             if publisher is None:
                 continue
             if publisher.idempotent:
+                log.info(
+                    "the call posting %s to %s was cut off (copy %s stopped): making it again, idempotently",
+                    approval_id,
+                    platform,
+                    row["claimed_by_before"] or "unknown",
+                )
                 self.queue.requeue(approval_id, platform)
                 continue
             find_posted = getattr(publisher, "find_posted", None)
@@ -329,16 +481,21 @@ class Dispatcher:
                 if post is not None:
                     sent.append(post)
             self._announce_pending()
+            self._report_states()
             return sent
 
     def _publish(self, row: Any) -> PublishedPost | None:
         approval_id, platform = row["approval_id"], row["platform"]
         publisher = self.publishers.get(platform)
         if publisher is None:
-            self.queue.give_up(approval_id, platform, "failed", f"no publisher for {platform} is configured")
+            self.queue.give_up(
+                approval_id, platform, "failed", f"no publisher for {platform} is configured", claimed=False
+            )
             return None
+        row = self.queue.claim(approval_id, platform)
+        if row is None:
+            return None  # another copy took it first (or it was rescheduled meanwhile)
         reply_to = ReplyTarget.model_validate_json(row["reply_to"]) if row["reply_to"] else None
-        self.queue.claim(approval_id, platform)
         try:
             result = publisher.publish(row["text"], reply_to, idempotency_key=derive_id(approval_id, "post", platform))
         except PublishRefused as exc:
@@ -369,7 +526,8 @@ class Dispatcher:
                 )
             return None
         post = self._published(row, publisher, result)
-        self.queue.finish(post)
+        if not self.queue.finish(post):
+            return None
         log.info("published %s - %s to %s: %s", row["artist"], row["title"], platform, result.url or result.post_id)
         return post
 
@@ -388,23 +546,72 @@ class Dispatcher:
         )
 
     def _announce_pending(self) -> None:
-        for post in self.queue.unannounced():
+        self._send_then_mark(
+            self.queue.unannounced(),
+            lambda post: post,
+            self.announce,
+            lambda post: self.queue.mark_announced(post.approval_id, post.platform.value),
+            "announcement",
+        )
+
+    def _report_states(self) -> None:
+        """Tell the curator each post's new state: at least once (reported, then marked), in order per post."""
+        if self.report is None:
+            return
+        now = self.queue.clock()
+        self._send_then_mark(
+            self.queue.unreported(),
+            lambda row: status_of(row, now),
+            self.report,
+            lambda row: self.queue.mark_reported(row["approval_id"], row["platform"], row["status_now"]),
+            "post state",
+        )
+
+    def _send_then_mark(
+        self,
+        items: Sequence[Any],
+        message_of: Callable[[Any], Envelope],
+        send_one: Callable[[Envelope], None],
+        mark: Callable[[Any], None],
+        what: str,
+    ) -> None:
+        """Publish each item's message, then mark the item sent (at least once, in order). With the bus's
+        batch publish, a tick's messages are confirmed together instead of one round trip after another."""
+        messages = [message_of(item) for item in items]
+        if self.publish_many is not None and messages:
             try:
-                self.announce(post)
+                self.publish_many(messages)
             except Exception:
-                log.exception("could not announce post %s yet; trying again", post.message_id)
+                log.exception("could not send %d %s messages yet; trying again", len(messages), what)
                 return
-            self.queue.mark_announced(post.approval_id, post.platform.value)
+            for item in items:  # marked only once every one is confirmed
+                mark(item)
+            return
+        for item, message in zip(items, messages, strict=True):
+            try:
+                send_one(message)
+            except Exception:
+                log.exception("could not send the %s %s yet; trying again", what, message.message_id)
+                return
+            mark(item)
 
     def wake(self) -> None:
         self._wake.set()
 
-    def _run(self) -> None:
+    def _recover_now(self) -> None:
         try:
-            self.recover()  # here, not in start(): looking posts up on a platform must not hold up startup
+            with self._run_lock:
+                self.recover()
         except Exception:
-            log.exception("recovering the calls cut off by the last stop failed; they stay as they are")
+            log.exception("recovering the calls cut off by a crash failed; trying again")
+
+    def _run(self) -> None:
+        self._recover_now()  # here, not in start(): looking posts up on a platform must not hold up startup
+        recovered = time.monotonic()
         while not self._stop.is_set():
+            if time.monotonic() - recovered >= self.recover_interval:
+                self._recover_now()  # another copy may have crashed mid-call since
+                recovered = time.monotonic()
             try:
                 self.run_due()
             except Exception:
@@ -421,3 +628,5 @@ class Dispatcher:
         self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout=10)
+        if self._thread is None or not self._thread.is_alive():
+            self.queue.release()  # after the last call: a clean stop leaves no claim behind

@@ -43,8 +43,8 @@ class DryRunPublisher:
         post_id = derive_id(idempotency_key, "dry-run-post")[:16]
         with self.db.transaction() as connection:
             connection.execute(
-                "INSERT OR IGNORE INTO timeline (idempotency_key, post_id, text, reply_to, created_at)"
-                " VALUES (?, ?, ?, ?, ?)",
+                "INSERT INTO timeline (idempotency_key, post_id, text, reply_to, created_at)"
+                " VALUES (?, ?, ?, ?, ?) ON CONFLICT (idempotency_key) DO NOTHING",
                 (
                     idempotency_key,
                     post_id,

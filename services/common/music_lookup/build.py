@@ -4,12 +4,14 @@ interface, the offline catalog and the cache, and never imports spotify.py or mu
 from __future__ import annotations
 
 from deephype.common.music_lookup.providers import (
+    CACHE_MIGRATIONS,
     PROVIDERS,
     CachedProvider,
     OfflineCatalogProvider,
     SongInfoProvider,
 )
 from deephype.common.settings import Settings
+from deephype.common.store import open_database
 
 
 def build_provider(
@@ -35,5 +37,5 @@ def build_provider(
         inner = MusicBrainzProvider.from_settings(settings, timeout_seconds)
     else:
         raise ValueError(f"unknown song info provider {choice!r}; choose one of {PROVIDERS}")
-    cache_path = settings.service_state_dir(service) / f"{choice}-cache.sqlite3"
-    return CachedProvider(inner, cache_path, settings.enricher_cache_ttl_seconds)
+    cache = open_database(settings, service, CACHE_MIGRATIONS, name=f"{choice}-cache")
+    return CachedProvider(inner, cache, settings.enricher_cache_ttl_seconds)

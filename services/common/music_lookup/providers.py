@@ -23,7 +23,7 @@ from typing import Protocol
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from deephype.common.contracts import AudioFeatures
-from deephype.common.db import Database
+from deephype.common.db import Database, Schema
 from deephype.common.music_lookup.matching import bare_title, normalize
 
 log = logging.getLogger("deephype.common.music_lookup.providers")
@@ -165,17 +165,19 @@ CREATE TABLE IF NOT EXISTS lookups (
     stored_at REAL NOT NULL
 );
 """
+CACHE_MIGRATIONS = Schema("lookup_cache", (CACHE_SCHEMA,))
 
 
 class CachedProvider:
-    """Remembers another provider's answers, hits and misses, for `ttl_seconds` in SQLite.
+    """Remembers another provider's answers, hits and misses, for `ttl_seconds` in a store (a SQLite file at
+    `path`, or the Database given: PostgreSQL when the service's copies share one).
 
     Errors are never cached: a 429 or a 5xx must be asked again."""
 
     def __init__(
         self,
         inner: SongInfoProvider,
-        path: Path,
+        path: Path | Database,
         ttl_seconds: float,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -183,7 +185,7 @@ class CachedProvider:
         self.name = inner.name
         self.ttl_seconds = ttl_seconds
         self.clock = clock
-        self.db = Database(path, CACHE_SCHEMA)
+        self.db = path if isinstance(path, Database) else Database(path, CACHE_MIGRATIONS)
 
     def _key(self, artist: str, title: str, track_id: str | None) -> str:
         return "|".join((self.inner.name, normalize(artist), normalize(title), track_id or ""))
@@ -200,7 +202,8 @@ class CachedProvider:
         info = self.inner.lookup(artist, title, track_id)
         with self.db.transaction() as connection:
             connection.execute(
-                "INSERT OR REPLACE INTO lookups (key, song_json, stored_at) VALUES (?, ?, ?)",
+                "INSERT INTO lookups (key, song_json, stored_at) VALUES (?, ?, ?)"
+                " ON CONFLICT (key) DO UPDATE SET song_json=excluded.song_json, stored_at=excluded.stored_at",
                 (key, info.model_dump_json() if info is not None else None, self.clock()),
             )
         return info
