@@ -141,6 +141,7 @@ def test_a_version_interrupted_mid_write_is_never_seen_or_promoted(tmp_path: Pat
     assert not any(p.name.startswith(".tmp-") for p in store.root.iterdir())
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(180)
 def test_killing_deephype_learn_mid_round_loses_no_decision_and_promotes_nothing_half_written(
     tmp_path: Path,
