@@ -232,3 +232,40 @@ def test_the_review_page_shows_which_model_version_wrote_the_candidates(tmp_path
     with TestClient(create_app(parts, bus)) as client:
         page = client.get(f"/review/{auth.review_token(message.message_id)}")
     assert page.status_code == 200 and "written by model test 1" in page.text
+
+
+def test_the_generator_learns_by_itself_after_every_n_new_decisions_from_the_curators_api(tmp_path: Path) -> None:
+    import uvicorn
+
+    from deephype.generator.learn import AutoLearner
+    from tests.conftest import wait_until
+    from tests.helpers.processes import free_port
+
+    loop = LearningLoop(tmp_path, LSTM, seed=6, options=LearnOptions(lcgan=False), samples=16)
+    loop.review(30)
+    port = free_port()
+    settings = loop.settings.with_overrides(
+        curator_api_token="learn-token", learn_curator_url=f"http://127.0.0.1:{port}", learn_every_decisions=25
+    )
+    parts, _, _ = build_curator(settings, InMemoryBus(settings))
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(parts, InMemoryBus(settings)), host="127.0.0.1", port=port, log_level="warning")
+    )
+    threading.Thread(target=server.run, daemon=True).start()
+    assert wait_until(lambda: server.started)
+    try:
+        learner = AutoLearner(settings, LSTM, loop.versions, LearnOptions(lcgan=False))
+        first = learner.step()
+        assert first is not None and len(loop.versions.versions()) == 1
+        assert learner.step() is None  # nothing new since
+        loop.review(10)
+        assert learner.step() is None  # 10 new < 25
+        loop.review(20)
+        second = learner.step()
+        assert second is not None and second["version"] != first["version"]
+        assert len(loop.versions.versions()) == 2
+        wrong = AutoLearner(settings.with_overrides(curator_api_token="wrong"), LSTM, loop.versions, LearnOptions())
+        with pytest.raises(ValueError, match="cannot read the curator's decisions"):
+            wrong.step()
+    finally:
+        server.should_exit = True

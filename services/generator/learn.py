@@ -41,12 +41,18 @@ MIN_HELD_OUT_APPROVED = 3  # approved held-out sets needed to judge a version
 # --- the labelled set ---
 
 
-def fetch_sets(curator_url: str, since_id: int = 0, timeout: float = 30.0) -> list[dict[str, Any]]:
+def fetch_sets(curator_url: str, token: str = "", since_id: int = 0, timeout: float = 30.0) -> list[dict[str, Any]]:
+    """The curator's labelled sets; `token` is its API bearer token (DEEPHYPE_CURATOR_API_TOKEN)."""
     import httpx
 
     url = f"{curator_url.rstrip('/')}/v1/decisions"
     try:
-        response = httpx.get(url, params={"view": "sets", "since_id": since_id, "limit": 100_000}, timeout=timeout)
+        response = httpx.get(
+            url,
+            params={"view": "sets", "since_id": since_id, "limit": 100_000},
+            headers={"Authorization": f"Bearer {token}"} if token else {},
+            timeout=timeout,
+        )
         response.raise_for_status()
         return list(response.json())
     except (httpx.HTTPError, ValueError) as exc:
@@ -330,7 +336,7 @@ class AutoLearner:
             return None
         versions = self.store.versions()
         seen = max((v.manifest.get("last_decision_id", 0) for v in versions), default=0)
-        sets = fetch_sets(self.settings.learn_curator_url)
+        sets = fetch_sets(self.settings.learn_curator_url, self.settings.curator_api_token.get_secret_value())
         new = [s for s in sets if (s.get("decision_id") or 0) > seen]
         if len(new) < every or len(sets) < self.options.min_sets:
             return None

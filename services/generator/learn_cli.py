@@ -38,7 +38,7 @@ def labelled(args: argparse.Namespace, settings: Any) -> list[dict[str, Any]]:
         if not args.source.is_file():
             raise FileNotFoundError(f"no labelled set at {args.source}")
         return read_jsonl(args.source)
-    sets = fetch_sets(args.curator_url or settings.learn_curator_url)
+    sets = fetch_sets(args.curator_url or settings.learn_curator_url, settings.curator_api_token.get_secret_value())
     poster = args.poster_url if args.poster_url is not None else settings.learn_poster_url
     return with_engagement(sets, fetch_engagement(poster) if poster else {})
 

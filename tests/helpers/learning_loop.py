@@ -58,7 +58,10 @@ class LearningLoop:
         self.source = versioned_source(self.model_dir, self.settings)
         self.handle = make_candidates_handler(self.source, n=self.candidates, platform="x")
         self.curator = CuratorStore(
-            Database(self.workdir / "curator.sqlite3", CURATOR_SCHEMA), ApprovalKeys([TEST_KEY]), PostFormat(("x",))
+            # Where the curator service keeps it: a curator app built on these settings serves these decisions.
+            Database(self.workdir / "state" / "curator" / "curator.sqlite3", CURATOR_SCHEMA),
+            ApprovalKeys([TEST_KEY]),
+            PostFormat(("x",)),
         )
         self.rng = random.Random(self.seed)
         self.reviewed = 0
