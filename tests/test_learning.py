@@ -269,3 +269,21 @@ def test_the_generator_learns_by_itself_after_every_n_new_decisions_from_the_cur
             wrong.step()
     finally:
         server.should_exit = True
+
+
+def test_a_decoder_fine_tuned_on_approved_sentences_is_kept_only_if_they_get_likelier(tmp_path: Path) -> None:
+    loop = LearningLoop(tmp_path, LSTM, seed=7, options=LearnOptions(lcgan=True, lcgan_steps=20, finetune=True))
+    loop.review(60)
+    report = loop.learn()
+    tuned = report["finetune"]
+    assert tuned["sentences"] > 0 and tuned["kept"] == (tuned["nll_after"] < tuned["nll_before"])
+    version = loop.versions.get(report["version"])
+    assert (version.path / "model.pt").is_file() == tuned["kept"] == version.manifest["finetuned"]
+    loop.versions.promote(version.id)
+    loop.source.check()
+    served = loop.source.source
+    assert served.loaded.model is not None and loop.source.info.version == version.id  # type: ignore[attr-defined]
+    if tuned["kept"]:  # its own decoder, and the approval LC-GAN trained on that decoder steers it
+        assert served.lcgan is not None and served.lcgan.value == "approval"  # type: ignore[attr-defined]
+    [message] = loop.handle(loop.song("after"))
+    assert message.candidates  # type: ignore[attr-defined]

@@ -174,6 +174,10 @@ class LearnOptions:
     lcgan_steps: int = 300
     seed: int = 0
     min_sets: int = MIN_SETS
+    # Fine-tune the LSTM decoder on approved and edited sentences (finetune.py); kept only when held-out
+    # approved sentences become more likely. Off by default: not yet measured by bench/learning.py.
+    finetune: bool = False
+    finetune_steps: int = 60
 
 
 def learn(
@@ -233,14 +237,20 @@ def learn(
     }
     with store.writing(version_id) as folder:
         scorer.save(folder / APPROVAL_FILE)
+        tuned = False
+        if options.finetune:
+            report["finetune"] = finetune_version(train + dev, held_out, base_model, folder, options)
+            tuned = bool(report["finetune"].get("kept"))
         if options.lcgan:
-            report["lcgan"] = train_approval_lcgan(train + dev, base_model, folder, options)
+            # On the fine-tuned model when there is one: an LC-GAN is tied to the VAE it was trained on.
+            report["lcgan"] = train_approval_lcgan(train + dev, folder if tuned else base_model, folder, options)
         manifest = {
             "id": version_id,
             "base_model": str(base_model),
             "last_decision_id": max((s.get("decision_id") or 0) for s in decided),
             "approval_weight": scorer.weight,
             "lcgan": bool(report.get("lcgan", {}).get("trained")),
+            "finetuned": tuned,
         }
         (folder / MANIFEST).write_text(json.dumps(manifest, indent=2), encoding="utf-8")
         (folder / REPORT).write_text(json.dumps(report, indent=2), encoding="utf-8")
@@ -249,6 +259,50 @@ def learn(
     else:
         progress(f"version {version_id} kept aside (not promoted): {reason}")
     return report
+
+
+def approved_sentences(sets: Sequence[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
+    """What the curator approved (its edit where it edited), with <artist>/<title> put back as the corpus has them."""
+    from deephype.generator.values import _unfill
+
+    texts, genres = [], []
+    for labelled in sets:
+        song = labelled.get("song", {})
+        for candidate in labelled["candidates"]:
+            if candidate["label"] != "approved":
+                continue
+            text = labelled["edit"]["after"] if labelled.get("edit") else candidate["text"]
+            texts.append(_unfill(text, song.get("artist"), song.get("title")))
+            genres.append(list(song.get("genres", [])))
+    return texts, genres
+
+
+def finetune_version(
+    sets: Sequence[dict[str, Any]],
+    held_out: Sequence[dict[str, Any]],
+    base_model: Path,
+    folder: Path,
+    options: LearnOptions,
+) -> dict[str, Any]:
+    """Fine-tune the decoder on approved sentences; write model.pt into the version only if held-out
+    approved sentences get more likely under it."""
+    from deephype.generator.checkpoint import LoadedModel, load_model
+    from deephype.generator.finetune import FinetuneConfig, decoder_nll, finetune_decoder, save_finetuned
+
+    loaded = load_model(base_model, "cpu")
+    if not isinstance(loaded, LoadedModel):
+        return {"kept": False, "reason": "the pretrained decoder's LoRA is not fine-tuned by `learn` (LSTM only)"}
+    texts, genres = approved_sentences(sets)
+    held_texts, held_genres = approved_sentences(held_out)
+    if not texts or not held_texts:
+        return {"kept": False, "reason": "no approved sentences to fine-tune on or to judge by"}
+    tuned = finetune_decoder(loaded, texts, genres, FinetuneConfig(steps=options.finetune_steps, seed=options.seed))
+    before, after = decoder_nll(loaded, held_texts, held_genres), decoder_nll(tuned, held_texts, held_genres)
+    kept = after < before
+    note = {"sentences": len(texts), "held_out": len(held_texts), "nll_before": before, "nll_after": after}
+    if kept:
+        save_finetuned(tuned, folder, note)
+    return {"kept": kept, **note}
 
 
 def train_approval_lcgan(
@@ -307,12 +361,14 @@ def version_source(base_model: Path, settings: Settings, version: Version | None
     from deephype.generator.candidates import ModelCandidateSource
     from deephype.generator.lcgan import lcgan_path, load_lcgan, vae_fingerprint
 
-    source = ModelCandidateSource.load(base_model, settings)
+    # A version with its own fine-tuned decoder serves from its folder (model.pt + its approval LC-GAN).
+    finetuned = version is not None and version.manifest.get("finetuned") and (version.path / "model.pt").is_file()
+    source = ModelCandidateSource.load(version.path if finetuned else base_model, settings)  # type: ignore[union-attr]
     if version is None:
         return source
     source.approval = load_scorer(version)
     lcgan_file = lcgan_path(version.path, "approval")
-    if version.manifest.get("lcgan") and lcgan_file.is_file() and source.loaded.model.is_vae:
+    if version.manifest.get("lcgan") and lcgan_file.is_file() and source.loaded.model.is_vae and not finetuned:
         fingerprint = vae_fingerprint(source.loaded.model)
         source.lcgan = load_lcgan(lcgan_file, source.loaded.config.latent_dim, source.loaded.device, vae=fingerprint)
     source.info = ModelInfo(name=f"{source.info.name}+learned", version=version.id)

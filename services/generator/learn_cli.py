@@ -27,6 +27,9 @@ def register(subparsers: Any) -> None:
     learn.add_argument("--versions", type=Path, help="versions folder (default: DEEPHYPE_LEARN_VERSIONS_DIR)")
     learn.add_argument("--no-lcgan", action="store_true", help="only the approval scorer, no LC-GAN")
     learn.add_argument("--lcgan-steps", type=int, default=300)
+    learn.add_argument(
+        "--finetune", action="store_true", help="also fine-tune the LSTM decoder on approved and edited sentences"
+    )
     learn.add_argument("--seed", type=int, default=0)
     learn.set_defaults(func=cmd_learn)
 
@@ -83,7 +86,9 @@ def cmd_learn(args: argparse.Namespace) -> int:
     model = args.model or model_path(settings)
     if not (Path(model) / "model.pt").is_file():
         raise FileNotFoundError(f"no model at {model}")
-    options = LearnOptions(lcgan=not args.no_lcgan, lcgan_steps=args.lcgan_steps, seed=args.seed)
+    options = LearnOptions(
+        lcgan=not args.no_lcgan, lcgan_steps=args.lcgan_steps, seed=args.seed, finetune=args.finetune
+    )
     report = learn(labelled(args, settings), store, Path(model), options, progress=print)
     print(json.dumps({k: report[k] for k in ("version", "promoted", "reason", "held_out")}, indent=2))
     return 0
