@@ -334,6 +334,7 @@ def main() -> None:
     # On this shared 2-core box torch's OpenMP threads wait on a core that other processes hold: one
     # thread decodes 3-5x faster than two there. 0: the service's default (the cores).
     parser.add_argument("--generator-threads", type=int, default=1, help="DEEPHYPE_GENERATOR_TORCH_THREADS")
+    parser.add_argument("--decode-threads", type=int, default=1, help="DEEPHYPE_GENERATOR_DECODE_THREADS")
     parser.add_argument("--compare-batching", action="store_true", help="add saturated runs with batch size 1")
     parser.add_argument("--no-paced", action="store_true", help="skip the paced (70%%) latency runs")
     args = parser.parse_args()
@@ -344,6 +345,7 @@ def main() -> None:
         "DEEPHYPE_GENERATOR_SAMPLES": str(args.samples),
         "DEEPHYPE_GENERATOR_RANK": "true" if args.rank else "false",
         "DEEPHYPE_GENERATOR_TORCH_THREADS": str(args.generator_threads),
+        "DEEPHYPE_GENERATOR_DECODE_THREADS": str(args.decode_threads),
     }
     alone_env = {**generator_env, "DEEPHYPE_GENERATOR_BATCH_SIZE": "1"}
     results, anchors = [], []
