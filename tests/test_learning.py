@@ -287,3 +287,21 @@ def test_a_decoder_fine_tuned_on_approved_sentences_is_kept_only_if_they_get_lik
         assert served.lcgan is not None and served.lcgan.value == "approval"  # type: ignore[attr-defined]
     [message] = loop.handle(loop.song("after"))
     assert message.candidates  # type: ignore[attr-defined]
+
+
+def test_the_audiences_response_weighs_an_approved_text_in_the_labelled_set() -> None:
+    from deephype.generator.learn import examples, with_engagement
+
+    [liked, ignored] = synthetic_sets(2, seed=8)
+    for labelled in (liked, ignored):
+        labelled["approval_id"] = labelled["set_id"] + "-approval"
+        labelled["decision"] = "approved"
+        for index, candidate in enumerate(labelled["candidates"]):
+            candidate["label"] = "approved" if index == 0 else "passed_over"
+    posts = {"s0-approval": [{"platform": "mastodon", "latest": {"likes": 30, "reposts": 5, "replies": 1}}]}
+    sets = with_engagement([liked, ignored], posts)
+    assert sets[0]["engagement"] == posts["s0-approval"] and sets[1]["engagement"] == []
+    _, labels, weights = examples(sets)
+    approved = [w for w, label in zip(weights, labels, strict=True) if label == 1]
+    assert approved[0] > 4.0 and approved[1] == 1.0
+    assert all(w == 1.0 for w, label in zip(weights, labels, strict=True) if label == 0)
