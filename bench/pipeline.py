@@ -253,7 +253,7 @@ def main() -> None:
     parser.add_argument(
         "--py-spy", help="py-spy's path: profile each service for 15 s of the saturated run (stacks in the work dir)"
     )
-    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "pipeline.json")
+    parser.add_argument("--out", type=Path, help="default: bench/results/pipeline-<model>-<through>.json")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="deephype-bench-"))
     results = []
@@ -287,8 +287,9 @@ def main() -> None:
         )
     print(f"  logs and profiles: {work}")
     print("  targets (null generator, all five): ≥ 1,000 mentions/s; p99 < 1 s at 70% of that")
-    args.out.parent.mkdir(exist_ok=True)
-    args.out.write_text(json.dumps({"model": args.model, "through": args.through, "runs": results}, indent=2) + "\n")
+    out = args.out or Path(__file__).parent / "results" / f"pipeline-{args.model}-{args.through}.json"
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(json.dumps({"model": args.model, "through": args.through, "runs": results}, indent=2) + "\n")
 
 
 if __name__ == "__main__":
