@@ -79,8 +79,8 @@ def test_readme_gives_the_recorded_held_out_figures() -> None:
     results = json.loads((root / "bench" / "results" / "detect.json").read_text(encoding="utf-8"))
     readme = (root / "README.md").read_text(encoding="utf-8")
     rows = {
-        "test, batch 4": results["catalog_batch_4_clean"],
-        "batch 4, dev and test": results["catalog_batch_4_both_splits_clean"],
+        "test, batch 5": results["catalog_batch_5_clean"],
+        "batch 5, dev and test": results["catalog_batch_5_both_splits_clean"],
         "whole test split now": results["catalog"],
         "whole test split, plausibility only": results["plausibility_only"],
     }
