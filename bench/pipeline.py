@@ -14,6 +14,14 @@ of each process (the services, the broker, this load generator) from /proc, over
     .venv/bin/python bench/pipeline.py --model null --generators 1           # the bus and the cheap hops
     .venv/bin/python bench/pipeline.py --model lstm --through candidates     # the model
 DEEPHYPE_GENERATOR_MODEL=null is the benchmark generator: fixed candidates at once, no model.
+
+The generator micro-batches songs (DEEPHYPE_GENERATOR_BATCH_SIZE, --batch-size). --compare-batching adds,
+for each generator count, a saturated run with batch size 1 (each song decoded alone on its handler thread,
+as before micro-batching): the anchor for the batching speed-up, in the same run. With an LSTM model the
+generator's decode is also put against a matmul peak measured here at the decode's batch shape
+(bench/decode.py's): its GFLOP/s while decoding, from the generator's own /metrics counters.
+
+    .venv/bin/python bench/pipeline.py --model lstm --through candidates --no-rank --compare-batching
 """
 
 from __future__ import annotations
@@ -60,7 +68,9 @@ def broker_pid() -> int | None:
     return int(found[0]) if found else None
 
 
-def service_env(exchange: str, work: Path, model: str, through: str, threads: int) -> dict[str, str]:
+def service_env(
+    exchange: str, work: Path, model: str, through: str, threads: int, generator_env: dict[str, str] | None = None
+) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("DEEPHYPE_")}
     env.update(
         {
@@ -73,6 +83,7 @@ def service_env(exchange: str, work: Path, model: str, through: str, threads: in
             "DEEPHYPE_PREFETCH": "256",
             "DEEPHYPE_HANDLER_THREADS": str(threads),
             "DEEPHYPE_LOG_LEVEL": os.environ.get("DEEPHYPE_LOG_LEVEL", "INFO"),  # as in production
+            **(generator_env or {}),
         }
     )
     if through == "published":
@@ -152,10 +163,12 @@ def run(
     work: Path,
     rate: float | None = None,
     profile_with: str | None = None,
+    generator_env: dict[str, str] | None = None,
+    idle_timeout: float = 60.0,
 ) -> dict[str, Any]:
     """Saturated (rate None) or paced at `rate` mentions/s."""
     exchange = f"bench-{uuid.uuid4().hex[:8]}"
-    env = service_env(exchange, work, model, through, threads)
+    env = service_env(exchange, work, model, through, threads, generator_env)
     names = ["listener", "enricher"] + ["generator"] * generators
     if through == "published":
         names += ["curator", "poster"]
@@ -198,7 +211,7 @@ def run(
     sending = threading.Thread(target=sender.run, args=(mentions, rate))
     sending.start()
     last = started
-    for method, _, body in channel.consume(tap, auto_ack=True, inactivity_timeout=60):
+    for method, _, body in channel.consume(tap, auto_ack=True, inactivity_timeout=idle_timeout):
         if method is None:
             break
         last = time.perf_counter()
@@ -212,6 +225,7 @@ def run(
     cpu["load generator (this process)"] = time.process_time() - own_before
     channel.cancel()
     connection.close()
+    decoding = sum_decode_metrics([p for p in processes if p.name == "generator"]) if model != "null" else {}
     for process in processes:
         process.stop()
     cleanup(exchange)
@@ -228,6 +242,64 @@ def run(
         "p50_s": statistics.median(latencies) if latencies else None,
         "p99_s": latencies[int(0.99 * (len(latencies) - 1))] if latencies else None,
         "cpu_ms_per_mention": {name: 1000 * seconds / max(1, len(latencies)) for name, seconds in cpu.items()},
+        "batch_size": int((generator_env or {}).get("DEEPHYPE_GENERATOR_BATCH_SIZE", "8")),
+        "wall_s": last - started,
+        **decoding,
+    }
+
+
+def sum_decode_metrics(generators: list[ServiceProcess]) -> dict[str, float]:
+    """The generators' own counters (candidates.py, batching.py): seconds in batched decodes, tokens written,
+    samples decoded, batches and the songs in them, summed over the generator processes."""
+    names = {
+        "deephype_generator_decode_seconds_total": "decode_s",
+        "deephype_generator_decoded_tokens_total": "decoded_tokens",
+        "deephype_generator_decoded_rows_total": "decoded_samples",
+        "deephype_generator_batch_size_count": "batches",
+        "deephype_generator_batch_size_sum": "batched_songs",
+    }
+    totals = dict.fromkeys(names.values(), 0.0)
+    for process in generators:
+        connection = http.client.HTTPConnection("127.0.0.1", process.port, timeout=10)
+        connection.request("GET", "/metrics")
+        text = connection.getresponse().read().decode()
+        connection.close()
+        for line in text.splitlines():
+            name = line.split("{", 1)[0].split(" ", 1)[0]
+            if name in names:
+                totals[names[name]] += float(line.rsplit(" ", 1)[1])
+    return totals
+
+
+def decoder_share_of_peak(model: str, result: dict[str, Any], threads: int) -> dict[str, float] | None:
+    """An LSTM generator's decode GFLOP/s (bench/decode.py's FLOPs per token; written tokens only) against
+    torch.matmul of the output layer's shape at the decode's rows per batch, measured here with the
+    generator's torch threads."""
+    import torch
+
+    from bench.decode import matmul_peak, step_flops
+    from deephype.common.settings import Settings
+    from deephype.generator.app import model_path
+    from deephype.generator.checkpoint import CHECKPOINT_FORMAT, LoadedModel, load_model
+
+    folder = model_path(Settings(_env_file=None, generator_model=model))  # type: ignore[call-arg]
+    if torch.load(folder / "model.pt", map_location="cpu", weights_only=True).get("format") != CHECKPOINT_FORMAT:
+        return None  # the pretrained decoder: no FLOP count here (its share of peak is not a target)
+    loaded = load_model(folder, "cpu")
+    if not isinstance(loaded, LoadedModel) or not result.get("decode_s") or not result.get("batches"):
+        return None
+    rows = max(1, round(result["decoded_samples"] / result["batches"]))
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads or os.cpu_count() or 1)
+    peak = matmul_peak(rows, loaded.config, repeats=max(10, 8192 // rows))
+    torch.set_num_threads(before)
+    gflops = result["decoded_tokens"] * step_flops(loaded.config) / result["decode_s"] / 1e9
+    return {
+        "decode_rows_per_batch": rows,
+        "decode_gflops": gflops,
+        "matmul_peak_gflops": peak,
+        "share_of_peak": gflops / peak,
+        "decode_busy_share_of_wall": result["decode_s"] / result["wall_s"],
     }
 
 
@@ -253,26 +325,57 @@ def main() -> None:
     parser.add_argument(
         "--py-spy", help="py-spy's path: profile each service for 15 s of the saturated run (stacks in the work dir)"
     )
-    parser.add_argument("--out", type=Path, help="default: bench/results/pipeline-<model>-<through>.json")
+    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "pipeline.json")
+    parser.add_argument("--batch-size", type=int, default=8, help="DEEPHYPE_GENERATOR_BATCH_SIZE")
+    parser.add_argument("--batch-wait-ms", type=float, default=5.0, help="DEEPHYPE_GENERATOR_BATCH_WAIT_MS")
+    parser.add_argument("--samples", type=int, default=32, help="DEEPHYPE_GENERATOR_SAMPLES per mention")
+    parser.add_argument(
+        "--rank", action=argparse.BooleanOptionalAction, default=True, help="DEEPHYPE_GENERATOR_RANK (the service's)"
+    )
+    # On this shared 2-core box torch's OpenMP threads wait on a core that other processes hold: one
+    # thread decodes 3-5x faster than two there. 0: the service's default (the cores).
+    parser.add_argument("--generator-threads", type=int, default=1, help="DEEPHYPE_GENERATOR_TORCH_THREADS")
+    parser.add_argument("--decode-threads", type=int, default=1, help="DEEPHYPE_GENERATOR_DECODE_THREADS")
+    # A pretrained-decoder batch on the CPU takes minutes: the run ends only after this long without output.
+    parser.add_argument("--idle-timeout", type=float, default=60.0, help="seconds without an end message")
+    parser.add_argument("--compare-batching", action="store_true", help="add saturated runs with batch size 1")
+    parser.add_argument("--no-paced", action="store_true", help="skip the paced (70%%) latency runs")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="deephype-bench-"))
-    results = []
+    generator_env = {
+        "DEEPHYPE_GENERATOR_BATCH_SIZE": str(args.batch_size),
+        "DEEPHYPE_GENERATOR_BATCH_WAIT_MS": str(args.batch_wait_ms),
+        "DEEPHYPE_GENERATOR_SAMPLES": str(args.samples),
+        "DEEPHYPE_GENERATOR_RANK": "true" if args.rank else "false",
+        "DEEPHYPE_GENERATOR_TORCH_THREADS": str(args.generator_threads),
+        "DEEPHYPE_GENERATOR_DECODE_THREADS": str(args.decode_threads),
+    }
+    alone_env = {**generator_env, "DEEPHYPE_GENERATOR_BATCH_SIZE": "1"}
+    results, anchors = [], []
     common = (args.mentions, args.concurrency, args.model, args.through, args.handler_threads, work)
     for generators in (int(g) for g in args.generators.split(",")):
-        saturated = run(generators, *common, profile_with=args.py_spy)
-        # Latency under a load the pipeline can carry: past saturation it only measures the queue's length.
-        rate = PACED_SHARE * float(saturated["mentions_per_s"] or 0)
-        results += [saturated, run(generators, *common, rate=rate)]
+        options = {"generator_env": generator_env, "idle_timeout": args.idle_timeout}
+        saturated = run(generators, *common, profile_with=args.py_spy, **options)
+        if args.model != "null" and (share := decoder_share_of_peak(args.model, saturated, args.generator_threads)):
+            saturated.update(share)
+        results.append(saturated)
+        if not args.no_paced:
+            # Latency under a load the pipeline can carry: past saturation it only measures the queue's length.
+            rate = PACED_SHARE * float(saturated["mentions_per_s"] or 0)
+            results.append(run(generators, *common, rate=rate, **options))
+        if args.compare_batching:
+            anchors.append(run(generators, *common, generator_env=alone_env, idle_timeout=args.idle_timeout))
     print(
         f"mention → {END_ROUTING_KEY[args.through]}, {args.mentions} mentions, model {args.model!r}, "
         f"{os.cpu_count()} CPUs, {args.concurrency} clients"
     )
-    for r in results:
+    for r in results + anchors:
         offered = "as fast as possible" if r["offered_per_s"] is None else f"paced at {r['offered_per_s']:.1f}/s"
         p50 = f"{r['p50_s'] * 1000:7.0f}" if r["p50_s"] is not None else "      -"
         p99 = f"{r['p99_s'] * 1000:7.0f}" if r["p99_s"] is not None else "      -"
         print(
-            f"  generators={r['generators']} {offered:>20}: {r['mentions_per_s']:7.1f} mentions/s"
+            f"  generators={r['generators']} batch={r['batch_size']} {offered:>20}:"
+            f" {r['mentions_per_s']:7.1f} mentions/s"
             f"   p50 {p50} ms   p99 {p99} ms   ({r['completed']}/{r['mentions']} completed)"
         )
         if r["errors"]:
@@ -280,16 +383,37 @@ def main() -> None:
         if r["offered_per_s"] is None:
             spent = "  ".join(f"{name} {ms:.2f}" for name, ms in r["cpu_ms_per_mention"].items())
             print(f"    CPU ms per mention: {spent}")
-    if len(results) >= 4:
+        if r.get("share_of_peak") is not None:
+            print(
+                f"    decoder: {r['decode_gflops']:.2f} GFLOP/s while decoding, {r['share_of_peak']:.1%} of a "
+                f"{r['matmul_peak_gflops']:.2f} GFLOP/s matmul peak at batch {r['decode_rows_per_batch']:.0f}; "
+                f"decoding {r['decode_busy_share_of_wall']:.0%} of the wall time"
+            )
+    saturated_runs = [r for r in results if r["offered_per_s"] is None]
+    speedups = [s["mentions_per_s"] / a["mentions_per_s"] for s, a in zip(saturated_runs, anchors, strict=False)]
+    for run_, speedup in zip(saturated_runs, speedups, strict=False):
+        print(
+            f"  generators={run_['generators']}: micro-batched (batch {args.batch_size}) / one song at a time: "
+            f"{speedup:.2f}x mentions/s ({args.samples} samples each)"
+        )
+    if len(results) >= 4 and not anchors:
         print(
             f"  throughput ratio, generators {results[2]['generators']} vs {results[0]['generators']}: "
             f"{results[2]['mentions_per_s'] / results[0]['mentions_per_s']:.2f}"
         )
     print(f"  logs and profiles: {work}")
     print("  targets (null generator, all five): ≥ 1,000 mentions/s; p99 < 1 s at 70% of that")
-    out = args.out or Path(__file__).parent / "results" / f"pipeline-{args.model}-{args.through}.json"
-    out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps({"model": args.model, "through": args.through, "runs": results}, indent=2) + "\n")
+    args.out.parent.mkdir(exist_ok=True)
+    report = {
+        "command": " ".join(sys.argv),
+        "model": args.model,
+        "through": args.through,
+        "generator_env": generator_env,
+        "runs": results,
+        "anchors_batch_size_1": anchors,
+        "batching_speedup": speedups,
+    }
+    args.out.write_text(json.dumps(report, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ COMMAND_MODULES = (
     "deephype.corpus.cli",
     "deephype.generator.cli",
     "deephype.generator.lcgan_cli",
+    "deephype.generator.learn_cli",
     "deephype.listener.cli",
     "deephype.common.cli",
     "deephype.common.signing",

@@ -20,6 +20,7 @@ from deephype.generator.source import CandidateSource
 from tests.fakes import bluesky as fake_bluesky
 from tests.fakes import mastodon as fake_mastodon
 from tests.fakes import x as fake_x
+from tests.helpers.postgres import postgres_url  # noqa: F401  (a fixture: a fresh PostgreSQL database per run)
 
 AMQP_URL = os.environ.get("DEEPHYPE_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
 # The delivery tests run the bundled LSTM VAE: milliseconds per song, where the default pretrained-decoder

@@ -13,6 +13,7 @@ from deephype.common.contracts import text_length
 from deephype.common.memory_bus import InMemoryBus
 from deephype.common.service import create_app
 from deephype.curator.app import build
+from deephype.curator.review import outcome
 from tests.conftest import make_settings
 from tests.factories import candidates
 
@@ -74,6 +75,32 @@ def test_a_cross_post_too_long_for_one_platform_names_it_and_keeps_the_edit(tmp_
         box = re.search(r'<textarea id="box-1"[^>]*>([^<]*)</textarea>', refused.text).group(1)  # type: ignore[union-attr]
         assert html.unescape(box) == post
     assert store.song(set_id).status == "pending"
+
+
+def test_my_own_text_too_long_comes_back_in_its_own_box_and_a_short_one_gets_the_credit(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path, curator_secret_key="k" * 32, poster_platform="x")
+    bus = InMemoryBus(settings)
+    parts, store, auth = build(settings, bus)
+    message = candidates("p3", url="https://social.example/@ana/7")
+    store.add_candidates(message)
+    set_id = message.message_id
+    with TestClient(create_app(parts, bus)) as client:
+        page = client.get(f"/review/{auth.review_token(set_id)}")
+        csrf = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)  # type: ignore[union-attr]
+        form = {"csrf": csrf, "candidate_id": message.candidates[0].candidate_id, "own": "true"}
+        mine = " ".join(["My own words about this one."] * 10)
+        refused = client.post(f"/songs/{set_id}/approve", data={**form, "text": mine})
+        assert refused.status_code == 422 and "Cut at least" in refused.text
+        own = re.search(r'<textarea id="box-own"[^>]*>([^<]*)</textarea>', refused.text).group(1)  # type: ignore[union-attr]
+        assert html.unescape(own) == mine  # kept where it was written, the candidates as they were
+        box = re.search(r'<textarea id="box-1"[^>]*>([^<]*)</textarea>', refused.text).group(1)  # type: ignore[union-attr]
+        assert html.unescape(box).startswith(message.candidates[0].text)
+        approved = client.post(f"/songs/{set_id}/approve", data={**form, "text": "Mine, short."})
+        assert approved.status_code == 200
+    [decision] = store.decisions()
+    assert decision["final_text"] == "Mine, short."
+    post = outcome(store, set_id).posts["x"]  # type: ignore[union-attr]
+    assert post.startswith("Mine, short.\n\n") and 'Low Tide - "Glass Harbour"' in post  # the credit is added
 
 
 def test_a_failed_attempt_does_not_spend_the_review_link_and_a_decision_does(tmp_path: Path) -> None:

@@ -4,16 +4,18 @@ from pathlib import Path
 
 import pytest
 
-from deephype.common.db import Database
 from deephype.common.signing import ApprovalKeys
-from deephype.curator.store import SCHEMA, AlreadyDecided, CuratorStore, NotFound
+from deephype.curator.store import MIGRATIONS, AlreadyDecided, CuratorStore, NotFound
 from tests.conftest import TEST_APPROVAL_KEY
 from tests.factories import candidates
+from tests.helpers.postgres import BACKENDS, open_store
 
 
-@pytest.fixture
-def store(tmp_path: Path) -> CuratorStore:
-    return CuratorStore(Database(tmp_path / "curator.sqlite3", SCHEMA), ApprovalKeys([TEST_APPROVAL_KEY]))
+@pytest.fixture(params=BACKENDS)
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> CuratorStore:
+    """The curator's store on SQLite and on the local PostgreSQL."""
+    db = open_store(request, request.param, tmp_path / "curator.sqlite3", MIGRATIONS)
+    return CuratorStore(db, ApprovalKeys([TEST_APPROVAL_KEY]))
 
 
 def test_a_redelivered_candidate_set_is_stored_once(store: CuratorStore) -> None:

@@ -33,7 +33,8 @@ def client(models_dir: Path, tmp_path: Path) -> Iterator[TestClient]:
         tmp_path, models_dir=models_dir, generator_model="tiny-vae", generator_device="cpu", generator_samples=24
     )
     source = load_candidate_source(settings)
-    assert isinstance(source, ModelCandidateSource)
+    # Served through the version swapper (versions.py): the base model while no learned version is promoted.
+    assert isinstance(source.source, ModelCandidateSource)
     app = create_app(build(settings, source), InMemoryBus(settings))
     with TestClient(app) as client:
         yield client

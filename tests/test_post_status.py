@@ -247,6 +247,8 @@ def test_over_rabbitmq_the_curator_shows_queued_published_and_failed_and_replays
         page = api.get(f"/songs/{songs[1].message_id}").text
         assert 'class="stage post-state queued"' in page and "due to go out at" in page
         assert "Failed on the dry-run timeline: 403 Forbidden" in api.get(f"/songs/{songs[2].message_id}").text
+        approved = api.get("/?status=approved").text  # the queue shows what is waiting and what failed
+        assert ">queued on the dry-run timeline<" in approved and ">failed on the dry-run timeline<" in approved
 
         before = store.db.query("SELECT * FROM post_states ORDER BY approval_id")
         statuses = [(key, body) for key, body in tap.drain() if key == PostStatus.routing_key]

@@ -21,6 +21,7 @@ from deephype.poster.publishers import DryRunPublisher, PublishRefused, PublishR
 from deephype.poster.schedule import Pacing, TestClock, parse_quiet_hours
 from tests.conftest import TEST_APPROVAL_KEY
 from tests.factories import candidates
+from tests.helpers.postgres import BACKENDS, open_store
 
 KEYS = ApprovalKeys([TEST_APPROVAL_KEY])
 START = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
@@ -70,9 +71,10 @@ class Announced(list[Envelope]):
         self.append(message)
 
 
-@pytest.fixture
-def db(tmp_path: Path) -> Database:
-    return Database(tmp_path / "poster.sqlite3", SCHEMA)
+@pytest.fixture(params=BACKENDS)
+def db(request: pytest.FixtureRequest, tmp_path: Path) -> Database:
+    """The poster's queue on SQLite and on the local PostgreSQL."""
+    return open_store(request, request.param, tmp_path / "poster.sqlite3", SCHEMA)
 
 
 @pytest.fixture

@@ -159,6 +159,11 @@ def test_walk_the_queue_edit_with_a_live_count_approve_and_see_it_published(pace
     assert browser.find_element(By.CSS_SELECTOR, "#outcome .post-state.queued")
     shoot(browser, "queued")
     assert pipeline.curator.song(older.message_id).status == "approved"
+    browser.get(curator_url + "/?status=approved")
+    row = browser.find_element(By.ID, f"row-{older.message_id}")
+    assert row.find_element(By.CSS_SELECTOR, ".status.post-queued").text.lower() == "queued on the dry-run timeline"
+    shoot(browser, "queue-approved")
+    browser.get(f"{curator_url}/songs/{older.message_id}")
     assert not browser.find_elements(By.ID, "next-song")  # nothing is left to review
 
 

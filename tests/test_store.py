@@ -26,9 +26,7 @@ from deephype.poster.publishers import DryRunPublisher
 from deephype.poster.schedule import Pacing, TestClock
 from tests.conftest import TEST_APPROVAL_KEY, wait_until
 from tests.factories import candidates
-from tests.helpers.postgres import BACKENDS, open_store, postgres_url, same_store
-
-__all__ = ["postgres_url"]  # the session fixture, used through open_store
+from tests.helpers.postgres import BACKENDS, open_store, same_store
 
 REPO = Path(__file__).resolve().parents[1]
 KEYS = ApprovalKeys([TEST_APPROVAL_KEY])
@@ -264,3 +262,28 @@ def test_two_poster_copies_claim_each_due_post_exactly_once(
     assert sorted(r["approval_id"] for r in taken) == sorted(wins["copy-1"])
     assert all(r["claimed_by"] == "copy-2" for r in taken) and second.in_flight() == []
     second.release()
+
+
+def test_curator_copies_without_a_configured_key_share_one(
+    request: pytest.FixtureRequest, backend: str, tmp_path: Path
+) -> None:
+    """A review link emailed by one curator copy opens on another: on PostgreSQL the key made for itself
+    is kept in the database (copies on several hosts share no folder); on SQLite in the state folder."""
+    from deephype.curator.auth import Auth
+    from deephype.curator.store import SessionRegistry
+    from tests.conftest import make_settings
+
+    db = open_store(request, backend, tmp_path / "curator.sqlite3", CURATOR)
+    other_db = same_store(db, CURATOR)
+    request.addfinalizer(other_db.close)
+    settings = make_settings(tmp_path)
+    assert not settings.curator_secret_key.get_secret_value()
+    # On PostgreSQL the second copy is on another host: a state folder of its own.
+    elsewhere = make_settings(tmp_path / "host-2") if backend == "postgres" else settings
+    one, two = Auth(settings, SessionRegistry(db)), Auth(elsewhere, SessionRegistry(other_db))
+    assert two.read_review_token(one.review_token("song-1"))[0] == "song-1"
+    if backend == "postgres":
+        registry = SessionRegistry(db)
+        first = registry.shared_key("curator_secret_key", lambda: "never used")
+        assert SessionRegistry(other_db).shared_key("curator_secret_key", lambda: "other") == first
+        assert registry.shared_key("curator_secret_key", lambda: "rotated", replace=True) == "rotated"

@@ -173,6 +173,8 @@ class ScoredText(Strict):
     text: Annotated[str, Field(min_length=1, max_length=2000)]
     score: float
     scores: dict[str, float] = Field(default_factory=dict)
+    # The model version that wrote it (generator/versions.py); None from senders that predate versions.
+    model_version: str | None = Field(default=None, max_length=200)
 
 
 class ModelInfo(Strict):

@@ -106,6 +106,8 @@ class Database:
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
         self._connections_lock = threading.Lock()
+        # This process's writers queue here, not in SQLite's busy handler (which sleeps 1-100 ms a try).
+        self._writer = threading.RLock()  # re-entered, SQLite says "transaction within a transaction"
         self.apply(schema)
 
     def apply(self, schema: str | Schema) -> None:
@@ -177,13 +179,14 @@ class Database:
     @contextmanager
     def transaction(self) -> Iterator[Any]:
         connection = self.connection()
-        connection.execute("BEGIN IMMEDIATE")
-        try:
-            yield connection
-        except BaseException:
-            connection.execute("ROLLBACK")
-            raise
-        connection.execute("COMMIT")
+        with self._writer:
+            connection.execute("BEGIN IMMEDIATE")
+            try:
+                yield connection
+            except BaseException:
+                connection.execute("ROLLBACK")
+                raise
+            connection.execute("COMMIT")
 
     def query(self, sql: str, parameters: Sequence[object] = ()) -> list[Any]:
         return self.connection().execute(sql, tuple(parameters)).fetchall()

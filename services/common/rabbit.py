@@ -19,9 +19,9 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import itertools
 import logging
 import random
+import socket
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -304,23 +304,40 @@ class RabbitBus:
         self._subscriptions: list[Subscription] = []
         self._consumers: list[_Consumer] = []
         self._workers: ThreadPoolExecutor | None = None
-        # Round robin over the cluster's nodes, from a random one: copies spread their connections.
-        urls = settings.amqp_urls() or [settings.amqp_url]
-        self._nodes = itertools.islice(itertools.cycle(urls), random.randrange(len(urls)), None)
+        # The cluster's nodes, taken in turn from a random one (copies spread their connections).
+        self._nodes = settings.amqp_urls() or [settings.amqp_url]
+        self._next_node = random.randrange(len(self._nodes))
+        self._nodes_lock = threading.Lock()
         self._publisher = self._new_publisher()
 
     # --- connections ---
 
     def parameters(self, *, heartbeat: int, suffix: str) -> pika.URLParameters:
-        """Each call names the next node of the cluster (DEEPHYPE_AMQP_URL may list several): a connection
-        lost, or refused, is made again on another node by the same reconnect loops."""
-        parameters = pika.URLParameters(next(self._nodes))
+        """Where the next connection goes: DEEPHYPE_AMQP_URL may list a cluster's nodes, and a connection
+        lost (or refused) is made again, by the same reconnect loops, on the next node that answers."""
+        parameters = pika.URLParameters(self._node())
         parameters.heartbeat = heartbeat
         parameters.blocked_connection_timeout = 60
         parameters.socket_timeout = 5
         parameters.connection_attempts = 1
         parameters.client_properties = {"connection_name": f"{self._connection_name}:{suffix}"}
         return parameters
+
+    def _node(self) -> str:
+        """The next node, in turn, that accepts a TCP connection (a node that is down is skipped); when none
+        does, the next one anyway: its connection fails and is retried as with a single node."""
+        with self._nodes_lock:
+            start, count = self._next_node, len(self._nodes)
+            self._next_node = (start + 1) % count
+        if count == 1:
+            return self._nodes[0]
+        for step in range(count):
+            url = self._nodes[(start + step) % count]
+            if _answers(url):
+                with self._nodes_lock:
+                    self._next_node = (start + step + 1) % count
+                return url
+        return self._nodes[start]
 
     def declare(self, channel: BlockingChannel) -> None:
         try:
@@ -482,6 +499,16 @@ class RabbitBus:
             }
         finally:
             connection.close()
+
+
+def _answers(url: str, timeout: float = 1.0) -> bool:
+    """Whether a broker node takes a TCP connection at all (a node that is down refuses or times out)."""
+    parameters = pika.URLParameters(url)
+    try:
+        socket.create_connection((parameters.host, parameters.port), timeout=timeout).close()
+    except OSError:
+        return False
+    return True
 
 
 def _record(properties: pika.BasicProperties, body: bytes) -> DeadLetterRecord:

@@ -103,6 +103,8 @@ class Settings(BaseSettings):
     generator_batch_size: int = Field(default=8, ge=1, le=256)
     # How long the first waiting song waits for others to join its batch.
     generator_batch_wait_ms: float = Field(default=5.0, ge=0, le=10_000)
+    # Threads that decode micro-batches side by side; the CPU's cores are shared among them (torch threads).
+    generator_decode_threads: int = Field(default=1, ge=1, le=64)
 
     # --- curator ---
     curator_password: SecretStr = SecretStr("")
@@ -158,7 +160,7 @@ class Settings(BaseSettings):
     engagement_max_reads_per_round: int = Field(default=20, ge=1, le=1000)
 
     # --- learning from the curator (deephype learn; services/generator/learn.py) ---
-    # Where model versions live (learned versions are promoted there); empty: <models_dir>/<generator_model>/versions.
+    # Where learned model versions live; empty: <state_dir>/generator/versions/<generator_model>.
     learn_versions_dir: str = ""
     # The curator's API, read by `deephype learn` and the generator's own learning (GET /v1/decisions).
     learn_curator_url: str = "http://127.0.0.1:8004"

@@ -25,6 +25,7 @@ from deephype.common.store import open_database
 from deephype.curator.auth import SESSION_COOKIE, SESSION_MAX_AGE, Auth, Session, TokenError
 from deephype.curator.email import EmailSender, build_sender
 from deephype.curator.handlers import make_candidates_handler, make_post_status_handler, make_published_handler
+from deephype.curator.labels import labelled_sets
 from deephype.curator.review import (
     STATUSES,
     decided_by_words,
@@ -198,8 +199,15 @@ def build(settings: Settings, bus: Bus, sender: EmailSender | None = None) -> tu
         return store.song(set_id).as_json()
 
     @api.get("/decisions")
-    def decisions() -> list[dict[str, Any]]:
-        """Approved and rejected texts (the LC-GAN 'approval' value learns from these)."""
+    def decisions(
+        view: Literal["decisions", "sets"] = "decisions",
+        since_id: Annotated[int, Query(ge=0)] = 0,
+        limit: Annotated[int, Query(ge=1, le=100_000)] = 10_000,
+    ) -> list[dict[str, Any]]:
+        """Approved and rejected texts (view=decisions), or per candidate set what the curator did with each
+        candidate: approved, passed over, rejected, the edit before/after, the post (view=sets; learn.py)."""
+        if view == "sets":
+            return labelled_sets(store.db, since_id, limit)
         return store.decisions()
 
     # --- the review page (cookie session + CSRF) ---

@@ -15,7 +15,7 @@ from pathlib import Path
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 
 from deephype.common.settings import Settings
-from deephype.common.state_secrets import stored_secret
+from deephype.common.state_secrets import new_secret, stored_secret
 from deephype.curator.store import SessionRegistry
 
 log = logging.getLogger("deephype.curator.auth")
@@ -52,7 +52,12 @@ class TokenError(Exception):
 
 class Auth:
     def __init__(self, settings: Settings, sessions: SessionRegistry) -> None:
-        secret = settings.curator_secret_key.get_secret_value() or stored_secret(secret_key_path(settings))
+        secret = settings.curator_secret_key.get_secret_value() or (
+            # Copies on several hosts share the database, not a folder: the key made once is kept there.
+            sessions.shared_key("curator_secret_key", new_secret)
+            if sessions.db.dialect == "postgres"
+            else stored_secret(secret_key_path(settings))
+        )
         self._serializer = URLSafeTimedSerializer(secret, salt="deephype-curator")
         self._password = settings.curator_password.get_secret_value()
         self._api_token = settings.curator_api_token.get_secret_value()

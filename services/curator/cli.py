@@ -28,6 +28,15 @@ def _rotate_key(args: argparse.Namespace) -> int:
             "the key comes from DEEPHYPE_CURATOR_SECRET_KEY: put a new value there (`deephype keys new` prints "
             "one) and restart the curator"
         )
+    if settings.database_url_for("curator"):
+        from deephype.common.store import open_database
+        from deephype.curator.store import MIGRATIONS, SessionRegistry
+
+        db = open_database(settings, "curator", MIGRATIONS)
+        SessionRegistry(db).shared_key("curator_secret_key", new_secret, replace=True)
+        db.close()
+        print("new curator key in the database; restart every curator copy. Earlier links and sessions no longer work.")
+        return 0
     path = secret_key_path(settings)
     replace_secret(path, new_secret())
     print(f"new curator key in {path}; restart the curator. Earlier review links and sessions no longer work.")

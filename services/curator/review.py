@@ -38,6 +38,7 @@ class QueueRow:
     created_at: str
     mention_author: str
     mention_text: str
+    posts: list[tuple[str, str]] = field(default_factory=list)  # (platform, state) as the poster last said
 
 
 @dataclass(frozen=True)
@@ -60,15 +61,16 @@ def queue_page(store: CuratorStore, status: str, page: int) -> QueuePage:
     page = min(max(page, 1), pages)
     where, parameters = ("", ()) if status == "all" else ("WHERE status=?", (status,))
     rows = store.db.query(
-        f"SELECT set_id, artist, title, genres, status, created_at, message FROM songs {where}"  # two fixed texts
-        " ORDER BY created_at DESC, set_id LIMIT ? OFFSET ?",
+        f"SELECT set_id, artist, title, genres, status, created_at, message, approval_id FROM songs {where}"
+        " ORDER BY created_at DESC, set_id LIMIT ? OFFSET ?",  # `where`: one of two fixed texts
         (*parameters, PAGE_SIZE, (page - 1) * PAGE_SIZE),
     )
-    return QueuePage(status, [_row(r) for r in rows], page, pages, counts)
+    return QueuePage(status, [_row(store, r) for r in rows], page, pages, counts)
 
 
-def _row(row: Any) -> QueueRow:
+def _row(store: CuratorStore, row: Any) -> QueueRow:
     mention = json.loads(row["message"])["enriched"]["mention"]
+    reports = store.post_states(row["approval_id"]) if row["approval_id"] else []
     return QueueRow(
         set_id=row["set_id"],
         artist=row["artist"],
@@ -78,6 +80,7 @@ def _row(row: Any) -> QueueRow:
         created_at=row["created_at"],
         mention_author=mention["author"],
         mention_text=mention["text"],
+        posts=[(r["platform"], r["state"]) for r in reports],
     )
 
 

@@ -8,7 +8,7 @@ the set, so even a double click yields one approval and the poster publishes onc
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -91,8 +91,15 @@ CREATE TABLE IF NOT EXISTS sessions (    -- signed-in sessions: a cookie works o
     expires_at TEXT NOT NULL
 );
 """
+SHARED_KEYS = """
+CREATE TABLE IF NOT EXISTS shared_keys (  -- keys the copies made for themselves (PostgreSQL: on several hosts)
+    name TEXT PRIMARY KEY,
+    value TEXT NOT NULL,
+    created_at TEXT NOT NULL
+);
+"""
 # The curator's versioned schema: a change to the tables is a new step here, never an edit of an old one.
-MIGRATIONS = Schema("curator", (SCHEMA,))
+MIGRATIONS = Schema("curator", (SCHEMA, SHARED_KEYS))
 
 
 # Two reports of one post at the same time: the later stage wins.
@@ -481,6 +488,17 @@ class SessionRegistry:
 
     def __init__(self, db: Database) -> None:
         self.db = db
+
+    def shared_key(self, name: str, make: Callable[[], str], *, replace: bool = False) -> str:
+        """A key every copy of the curator uses: the first copy to ask makes it, the others read it (or, with
+        `replace`, a new one takes its place)."""
+        with self.db.transaction() as connection:
+            connection.execute(
+                "INSERT INTO shared_keys (name, value, created_at) VALUES (?, ?, ?) ON CONFLICT (name) DO "
+                + ("UPDATE SET value=excluded.value, created_at=excluded.created_at" if replace else "NOTHING"),
+                (name, make(), utcnow().isoformat()),
+            )
+            return str(connection.execute("SELECT value FROM shared_keys WHERE name=?", (name,)).fetchone()[0])
 
     def begin(self, session_id: str, password_fingerprint: str, max_age_seconds: int) -> None:
         now = utcnow()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 from pathlib import Path
+from typing import Any
 
 from fastapi import APIRouter, FastAPI, HTTPException
 
@@ -15,6 +16,7 @@ from deephype.common.service import ServiceParts, create_app
 from deephype.common.settings import Settings, get_settings
 from deephype.generator.batching import BatchingSource, consumer_settings
 from deephype.generator.handlers import make_candidates_handler
+from deephype.generator.learning_hooks import start_learning
 from deephype.generator.source import CandidateSource, SampleRequest, SampleResponse
 
 log = logging.getLogger("deephype.generator")
@@ -37,9 +39,9 @@ def load_candidate_source(settings: Settings) -> CandidateSource:
     path = model_path(settings)
     if not (path / "model.pt").exists():
         raise FileNotFoundError(f"no model at {path} (set DEEPHYPE_GENERATOR_MODEL, or run `make model`)")
-    from deephype.generator.candidates import ModelCandidateSource  # needs torch
+    from deephype.generator.learn import versioned_source  # needs torch
 
-    return ModelCandidateSource.load(path, settings)
+    return versioned_source(path, settings)
 
 
 class LazySource:
@@ -50,6 +52,7 @@ class LazySource:
         self._source: CandidateSource | None = None
         self._error: str | None = None
         self._loaded = threading.Event()
+        self._watchers: list[Any] = []  # version swaps and the generator's own learning (learn.py)
 
     def use(self, source: CandidateSource) -> None:
         self._source = source
@@ -58,6 +61,7 @@ class LazySource:
     def load(self) -> None:
         try:
             self._source = load_candidate_source(self._settings)
+            self._watchers = start_learning(self._settings, self._source, model_path(self._settings))
         except Exception as exc:
             self._error = f"{type(exc).__name__}: {exc}"
             log.exception("could not load the model")
@@ -97,6 +101,7 @@ def build(settings: Settings, source: CandidateSource | None = None) -> ServiceP
             max_size=settings.generator_batch_size,
             max_wait=settings.generator_batch_wait_ms / 1000,
             info=lambda: lazy.info,
+            workers=settings.generator_decode_threads,
         )
     handle = make_candidates_handler(serving, n=settings.generator_candidates, platform=settings.poster_platform)
 

@@ -28,6 +28,7 @@ from prometheus_client import Counter
 
 from deephype.common.contracts import ModelInfo, ScoredText, length_problem
 from deephype.common.settings import Settings
+from deephype.generator.approval import ApprovalScorer
 from deephype.generator.checkpoint import CHECKPOINT_NAME, LoadedModel, LoadedPretrained, load_model
 from deephype.generator.condition import ConditionEncoder
 from deephype.generator.device import cpu_threads_per_decode
@@ -106,12 +107,13 @@ class Checked:
     rejected: str | None = None
     fluency: float | None = None  # under an independent LM (ranking.py); None: no ranker
     genre_fit: float = 0.0
+    approval_bonus: float = 0.0  # weight * P(the curator approves), from a learned version (approval.py)
 
     @property
     def score(self) -> float:
         if self.fluency is None:
-            return self.loglik_per_token + self.critic
-        return combined(self.fluency, self.genre_fit, self.critic)
+            return self.loglik_per_token + self.critic + self.approval_bonus
+        return combined(self.fluency, self.genre_fit, self.critic) + self.approval_bonus
 
 
 class ModelCandidateSource:
@@ -128,6 +130,7 @@ class ModelCandidateSource:
         use_lcgan: bool = True,
         info: ModelInfo | None = None,
         ranker: Ranker | None = None,
+        approval: ApprovalScorer | None = None,
     ) -> None:
         if not loaded.model.is_vae and lcgan is not None:
             raise ValueError("an LC-GAN needs a VAE; this model has no latent space")
@@ -140,14 +143,16 @@ class ModelCandidateSource:
         self.use_lcgan = use_lcgan
         self.info = info or ModelInfo(name="deephype-vae", version="unversioned")
         self.ranker = ranker
+        self.approval = approval
 
     @classmethod
     def load(cls, model_dir: Path, settings: Settings) -> ModelCandidateSource:
         model_dir = Path(model_dir)
         loaded = load_model(model_dir, settings.generator_device)
         if loaded.device.type == "cpu":
-            # With micro-batching one thread decodes (batching.py); without, every handler thread does.
-            decoders = 1 if settings.generator_batch_size > 1 else settings.handler_threads
+            # With micro-batching the decode threads decode (batching.py); without, every handler thread does.
+            batching = settings.generator_batch_size > 1
+            decoders = settings.generator_decode_threads if batching else settings.handler_threads
             threads = cpu_threads_per_decode(settings.generator_torch_threads, decoders)
             torch.set_num_threads(threads)  # process-wide: this process serves one model
             log.info("decoding on the CPU with %d torch thread(s) per handler thread", threads)
@@ -225,6 +230,7 @@ class ModelCandidateSource:
             ScoredText(
                 text=c.text,
                 score=round(c.score, 6),
+                model_version=self.info.version,
                 scores={
                     "loglik_per_token": round(c.loglik_per_token, 6),
                     **(
@@ -233,6 +239,7 @@ class ModelCandidateSource:
                         else {}
                     ),
                     "critic": round(c.critic, 6),
+                    **({"approval_bonus": round(c.approval_bonus, 6)} if self.approval is not None else {}),
                     "length": float(len(c.text)),
                     "latent_move": round(c.distance, 6),
                 },
@@ -315,6 +322,10 @@ class ModelCandidateSource:
             per_plan[id(plan)] = checked
         if self.ranker is not None:
             self.rank_rows([(p.request.song.genres, per_plan[id(p)]) for p in ready], result.texts)
+        if self.approval is not None:
+            alive = [c for checked in per_plan.values() for c in checked if c.rejected is None]
+            for candidate, p in zip(alive, self.approval.probabilities([c.text for c in alive]), strict=True):
+                candidate.approval_bonus = self.approval.weight * p
         for checked in per_plan.values():
             for position, candidate in enumerate(checked):
                 candidate.index = position  # within its own request again

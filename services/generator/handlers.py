@@ -22,6 +22,8 @@ def make_candidates_handler(source: CandidateSource, *, n: int, platform: str) -
                 text=c.text,
                 score=c.score,
                 scores=c.scores,
+                # Set by the source that wrote it: a version swap mid-request cannot mislabel it.
+                model_version=c.model_version or source.info.version,
             )
             for rank, c in enumerate(texts)
         ]
