@@ -287,3 +287,85 @@ def test_a_decoder_fine_tuned_on_approved_sentences_is_kept_only_if_they_get_lik
         assert served.lcgan is not None and served.lcgan.value == "approval"  # type: ignore[attr-defined]
     [message] = loop.handle(loop.song("after"))
     assert message.candidates  # type: ignore[attr-defined]
+
+
+def test_the_audiences_response_weighs_an_approved_text_in_the_labelled_set() -> None:
+    from deephype.generator.learn import examples, with_engagement
+
+    [liked, ignored] = synthetic_sets(2, seed=8)
+    for labelled in (liked, ignored):
+        labelled["approval_id"] = labelled["set_id"] + "-approval"
+        labelled["decision"] = "approved"
+        for index, candidate in enumerate(labelled["candidates"]):
+            candidate["label"] = "approved" if index == 0 else "passed_over"
+    posts = {"s0-approval": [{"platform": "mastodon", "latest": {"likes": 30, "reposts": 5, "replies": 1}}]}
+    sets = with_engagement([liked, ignored], posts)
+    assert sets[0]["engagement"] == posts["s0-approval"] and sets[1]["engagement"] == []
+    _, labels, weights = examples(sets)
+    approved = [w for w, label in zip(weights, labels, strict=True) if label == 1]
+    assert approved[0] > 4.0 and approved[1] == 1.0
+    assert all(w == 1.0 for w, label in zip(weights, labels, strict=True) if label == 0)
+
+
+def test_the_simulated_curator_teaches_the_generator_through_the_real_pipeline(tmp_path: Path) -> None:
+    """Mentions in at the listener, candidates from the versioned generator, the simulated curator deciding
+    through the curator's API, the poster publishing (dry run); then `learn` on the curator's labelled sets,
+    and the running generator writes the next song's candidates with the new version."""
+    from deephype.generator.learn import versioned_source
+    from deephype.pipeline import build_pipeline
+    from tests.conftest import wait_until
+
+    settings = make_settings(
+        tmp_path,
+        listener_sources=[],
+        listener_api_token="listen",
+        curator_api_token="curate",
+        generator_rank=False,
+        generator_samples=16,
+        learn_versions_dir=str(tmp_path / "versions"),
+    )
+    source = versioned_source(LSTM, settings)
+    pipeline = build_pipeline(settings, InMemoryBus(settings), candidate_source=source)
+    tracks = json.loads((DATA_DIR / "catalog.json").read_text(encoding="utf-8"))["tracks"]
+    pipeline.start()
+    try:
+        apps = pipeline.apps()
+        listener = TestClient(apps["listener"], headers={"Authorization": "Bearer listen"})
+        curator = TestClient(apps["curator"], headers={"Authorization": "Bearer curate"})
+
+        def mention(number: int) -> None:
+            track = tracks[number % len(tracks)]
+            response = listener.post(
+                "/v1/mentions",
+                json={"post_id": f"sim-{number}", "author": "ana", "text": f"#np {track['artist']} - {track['title']}"},
+            )
+            assert response.status_code == 202, response.text
+
+        for number in range(30):
+            mention(number)
+        assert wait_until(lambda: len(curator.get("/v1/songs", params={"status": "pending"}).json()) == 30, 60)
+        for song in curator.get("/v1/songs", params={"status": "pending"}).json():
+            verdict = decide([c["text"] for c in song["candidates"]])
+            if verdict.candidate_index is None:
+                assert curator.post(f"/v1/songs/{song['set_id']}/reject").status_code == 200
+            else:
+                chosen = song["candidates"][verdict.candidate_index]
+                body = {"candidate_id": chosen["candidate_id"], "text": verdict.text}
+                assert curator.post(f"/v1/songs/{song['set_id']}/approve", json=body).status_code == 200
+        sets = curator.get("/v1/decisions", params={"view": "sets"}).json()
+        assert len(sets) == 30
+        approved = [s for s in sets if s["decision"] == "approved"]
+        assert wait_until(
+            lambda: all(s["post"] for s in curator.get("/v1/decisions?view=sets").json() if s["approval_id"])
+        )
+
+        report = learn(sets, source.store, LSTM, LearnOptions(lcgan=False, min_sets=20))
+        source.store.promote(report["version"])  # 30 decisions: the promotion rule has its own test
+        assert source.check()
+        mention(100)
+        assert wait_until(lambda: len(curator.get("/v1/songs", params={"status": "pending"}).json()) == 1, 60)
+        [song] = curator.get("/v1/songs", params={"status": "pending"}).json()
+        assert report["version"] in song["model"]
+        assert approved and all(s["candidates"] for s in approved)
+    finally:
+        pipeline.stop()

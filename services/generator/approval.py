@@ -34,14 +34,22 @@ class ApprovalScorer:
     weight: float = 1.0
 
     @classmethod
-    def fit(cls, texts: Sequence[str], labels: Sequence[int], *, c: float = 4.0, seed: int = 0) -> ApprovalScorer:
+    def fit(
+        cls,
+        texts: Sequence[str],
+        labels: Sequence[int],
+        weights: Sequence[float] | None = None,
+        *,
+        c: float = 4.0,
+        seed: int = 0,
+    ) -> ApprovalScorer:
         from sklearn.linear_model import LogisticRegression
 
         if len(set(labels)) < 2:
             raise ValueError("the approval scorer needs approved and not-approved texts")
         features = _vectorizer().transform(list(texts))  # type: ignore[attr-defined]
         model = LogisticRegression(C=c, class_weight="balanced", max_iter=2000, random_state=seed)
-        model.fit(features, np.asarray(labels))
+        model.fit(features, np.asarray(labels), sample_weight=None if weights is None else np.asarray(weights))
         coef = model.coef_[0]
         nonzero = np.flatnonzero(coef)
         return cls({int(i): float(coef[i]) for i in nonzero}, float(model.intercept_[0]))

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -107,18 +108,34 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
     return rows
 
 
-def examples(sets: Sequence[dict[str, Any]]) -> tuple[list[str], list[int]]:
-    """Texts and labels: approved (and the curator's edit of it) 1; passed over and rejected 0."""
+def audience_weight(labelled: dict[str, Any]) -> float:
+    """How much the audience's response adds to an approved text: 1 + log(1 + likes + reposts + replies) at
+    the latest checkpoint read, summed over the platforms it went to (1 when nothing was read)."""
+    total = 0
+    for post in labelled.get("engagement") or []:
+        latest = post.get("latest") or {}
+        total += sum(int(latest.get(name) or 0) for name in ("likes", "reposts", "replies"))
+    return 1.0 + math.log1p(total)
+
+
+def examples(sets: Sequence[dict[str, Any]]) -> tuple[list[str], list[int], list[float]]:
+    """Texts, labels and weights: approved (and the curator's edit of it) 1, weighted by the audience's
+    response to the post; passed over and rejected 0."""
     texts: list[str] = []
     labels: list[int] = []
+    weights: list[float] = []
     for labelled in sets:
+        weight = audience_weight(labelled)
         for candidate in labelled["candidates"]:
+            approved = candidate["label"] == "approved"
             texts.append(candidate["text"])
-            labels.append(1 if candidate["label"] == "approved" else 0)
+            labels.append(int(approved))
+            weights.append(weight if approved else 1.0)
         if labelled.get("edit"):
             texts.append(labelled["edit"]["after"])
             labels.append(1)
-    return texts, labels
+            weights.append(weight)
+    return texts, labels, weights
 
 
 def split_sets(sets: Sequence[dict[str, Any]]) -> tuple[list[dict], list[dict], list[dict]]:
@@ -194,8 +211,8 @@ def learn(
     if len(decided) < options.min_sets:
         raise ValueError(f"only {len(decided)} decided candidate sets; learning needs at least {options.min_sets}")
     train, dev, held_out = split_sets(decided)
-    texts, labels = examples(train)
-    scorer = ApprovalScorer.fit(texts, labels, seed=options.seed)
+    texts, labels, weights = examples(train)
+    scorer = ApprovalScorer.fit(texts, labels, weights, seed=options.seed)
     # The weight of P(approve) in the rank score, on dev (never on the held-out sets that judge it).
     dev_results = {}
     for weight in WEIGHT_GRID:
@@ -393,6 +410,8 @@ class AutoLearner:
         versions = self.store.versions()
         seen = max((v.manifest.get("last_decision_id", 0) for v in versions), default=0)
         sets = fetch_sets(self.settings.learn_curator_url, self.settings.curator_api_token.get_secret_value())
+        if self.settings.learn_poster_url:
+            sets = with_engagement(sets, fetch_engagement(self.settings.learn_poster_url))
         new = [s for s in sets if (s.get("decision_id") or 0) > seen]
         if len(new) < every or len(sets) < self.options.min_sets:
             return None
