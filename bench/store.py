@@ -25,7 +25,7 @@ from pathlib import Path
 from deephype.common.db import Database
 
 TABLE = "CREATE TABLE IF NOT EXISTS kv (k TEXT PRIMARY KEY, v INTEGER NOT NULL);"
-UPSERT = "INSERT INTO kv (k, v) VALUES (?, 1) ON CONFLICT (k) DO UPDATE SET v = v + 1"
+UPSERT = "INSERT INTO kv (k, v) VALUES (?, 1) ON CONFLICT (k) DO UPDATE SET v = kv.v + 1"
 
 
 def raw(path: Path) -> sqlite3.Connection:
