@@ -82,6 +82,7 @@ def bench_model(model: str, args: argparse.Namespace, work: Path) -> dict[str, o
             "DEEPHYPE_GENERATOR_SAMPLES": str(args.samples),
             "DEEPHYPE_GENERATOR_BATCH_SIZE": str(args.batch_size),
             "DEEPHYPE_GENERATOR_TORCH_THREADS": str(args.threads),
+            "DEEPHYPE_GENERATOR_DECODE_THREADS": str(args.decode_threads),
         }
     )
     process = ServiceProcess("generator", env, work, label=f"generator-{model}")
@@ -118,6 +119,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=8, help="DEEPHYPE_GENERATOR_BATCH_SIZE")
     parser.add_argument("--samples", type=int, default=32, help="codes decoded per request (GENERATOR_SAMPLES)")
     parser.add_argument("--threads", type=int, default=0, help="DEEPHYPE_GENERATOR_TORCH_THREADS (0: all cores)")
+    parser.add_argument("--decode-threads", type=int, default=1, help="DEEPHYPE_GENERATOR_DECODE_THREADS")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("-n", type=int, default=8, help="candidates asked per request")
     args = parser.parse_args()
@@ -141,6 +143,8 @@ def main() -> None:
         "n": args.n,
         "samples_per_request": args.samples,
         "batch_size": args.batch_size,
+        "decode_threads": args.decode_threads,
+        "torch_threads": args.threads,
         "runs": runs,
         "note": "a real uvicorn process per model on a shared 2-core box: compare ratios within the run",
     }

@@ -164,6 +164,7 @@ def run(
     rate: float | None = None,
     profile_with: str | None = None,
     generator_env: dict[str, str] | None = None,
+    idle_timeout: float = 60.0,
 ) -> dict[str, Any]:
     """Saturated (rate None) or paced at `rate` mentions/s."""
     exchange = f"bench-{uuid.uuid4().hex[:8]}"
@@ -210,7 +211,7 @@ def run(
     sending = threading.Thread(target=sender.run, args=(mentions, rate))
     sending.start()
     last = started
-    for method, _, body in channel.consume(tap, auto_ack=True, inactivity_timeout=60):
+    for method, _, body in channel.consume(tap, auto_ack=True, inactivity_timeout=idle_timeout):
         if method is None:
             break
         last = time.perf_counter()
@@ -334,6 +335,9 @@ def main() -> None:
     # On this shared 2-core box torch's OpenMP threads wait on a core that other processes hold: one
     # thread decodes 3-5x faster than two there. 0: the service's default (the cores).
     parser.add_argument("--generator-threads", type=int, default=1, help="DEEPHYPE_GENERATOR_TORCH_THREADS")
+    parser.add_argument("--decode-threads", type=int, default=1, help="DEEPHYPE_GENERATOR_DECODE_THREADS")
+    # A pretrained-decoder batch on the CPU takes minutes: the run ends only after this long without output.
+    parser.add_argument("--idle-timeout", type=float, default=60.0, help="seconds without an end message")
     parser.add_argument("--compare-batching", action="store_true", help="add saturated runs with batch size 1")
     parser.add_argument("--no-paced", action="store_true", help="skip the paced (70%%) latency runs")
     args = parser.parse_args()
@@ -344,21 +348,23 @@ def main() -> None:
         "DEEPHYPE_GENERATOR_SAMPLES": str(args.samples),
         "DEEPHYPE_GENERATOR_RANK": "true" if args.rank else "false",
         "DEEPHYPE_GENERATOR_TORCH_THREADS": str(args.generator_threads),
+        "DEEPHYPE_GENERATOR_DECODE_THREADS": str(args.decode_threads),
     }
     alone_env = {**generator_env, "DEEPHYPE_GENERATOR_BATCH_SIZE": "1"}
     results, anchors = [], []
     common = (args.mentions, args.concurrency, args.model, args.through, args.handler_threads, work)
     for generators in (int(g) for g in args.generators.split(",")):
-        saturated = run(generators, *common, profile_with=args.py_spy, generator_env=generator_env)
+        options = {"generator_env": generator_env, "idle_timeout": args.idle_timeout}
+        saturated = run(generators, *common, profile_with=args.py_spy, **options)
         if args.model != "null" and (share := decoder_share_of_peak(args.model, saturated, args.generator_threads)):
             saturated.update(share)
         results.append(saturated)
         if not args.no_paced:
             # Latency under a load the pipeline can carry: past saturation it only measures the queue's length.
             rate = PACED_SHARE * float(saturated["mentions_per_s"] or 0)
-            results.append(run(generators, *common, rate=rate, generator_env=generator_env))
+            results.append(run(generators, *common, rate=rate, **options))
         if args.compare_batching:
-            anchors.append(run(generators, *common, generator_env=alone_env))
+            anchors.append(run(generators, *common, generator_env=alone_env, idle_timeout=args.idle_timeout))
     print(
         f"mention → {END_ROUTING_KEY[args.through]}, {args.mentions} mentions, model {args.model!r}, "
         f"{os.cpu_count()} CPUs, {args.concurrency} clients"

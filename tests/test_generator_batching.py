@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -209,3 +210,24 @@ def test_over_the_bus_every_good_song_gets_its_own_candidates_in_shared_batches(
     assert batched_songs > batches  # songs did share batches
     (dead,) = bus.dead_letters()  # the bad song, after its retries, and nothing else
     assert dead.origin_queue == "generator" and "the decode crashed" in dead.reason
+
+
+def test_several_decode_threads_run_batches_side_by_side() -> None:
+    running, most = 0, 0
+    lock = threading.Lock()
+
+    def run_batch(items: list[int]) -> list[int | Exception]:
+        nonlocal running, most
+        with lock:
+            running += 1
+            most = max(most, running)
+        time.sleep(0.3)
+        with lock:
+            running -= 1
+        return [i + 1 for i in items]
+
+    batcher: MicroBatcher[int, int] = MicroBatcher(run_batch, max_size=2, max_wait=0.0, workers=2)
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(batcher.submit, range(8)))
+    batcher.close()
+    assert answers == [i + 1 for i in range(8)] and most == 2

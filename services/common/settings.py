@@ -103,6 +103,8 @@ class Settings(BaseSettings):
     generator_batch_size: int = Field(default=8, ge=1, le=256)
     # How long the first waiting song waits for others to join its batch.
     generator_batch_wait_ms: float = Field(default=5.0, ge=0, le=10_000)
+    # Threads that decode micro-batches side by side; the CPU's cores are shared among them (torch threads).
+    generator_decode_threads: int = Field(default=1, ge=1, le=64)
 
     # --- curator ---
     curator_password: SecretStr = SecretStr("")

@@ -101,6 +101,7 @@ def build(settings: Settings, source: CandidateSource | None = None) -> ServiceP
             max_size=settings.generator_batch_size,
             max_wait=settings.generator_batch_wait_ms / 1000,
             info=lambda: lazy.info,
+            workers=settings.generator_decode_threads,
         )
     handle = make_candidates_handler(serving, n=settings.generator_candidates, platform=settings.poster_platform)
 

@@ -1,14 +1,15 @@
-"""Micro-batching across songs: many handler threads ask for candidates, one thread decodes them together.
+"""Micro-batching across songs: many handler threads ask for candidates, decode threads decode them together.
 
 The bus hands each enriched song to a handler thread, which publishes its outputs and acks its input itself
-(the at-least-once rule stays the bus's). With batching on, the handler does not decode: it puts its
-request in a queue and waits. One decode thread takes the first waiting request, gathers whatever else
-arrives within `max_wait` seconds (up to `max_size` requests) and decodes all of their samples as one
-batch (`generate_batch`). While a batch decodes, new songs queue up, so under load the next batch is
-full at once; a lone song waits at most `max_wait`.
+(the at-least-once rule stays the bus's). With batching on, the handler does not decode: it puts its request
+in a queue and waits. A decode thread takes the first waiting request, gathers whatever else arrives within
+`max_wait` seconds (up to `max_size` requests) and decodes all of their samples as one batch
+(`generate_batch`). DEEPHYPE_GENERATOR_DECODE_THREADS such threads decode batches side by side (on a CPU, two
+single-threaded decodes use two cores better than one decode with two torch threads). While a batch decodes,
+new songs queue up, so under load the next batch is full at once; a lone song waits at most `max_wait`.
 
-Each request's candidates depend on its seed only (candidates.py draws every random number per request),
-and each gets its own result or its own exception: one bad song does not fail the others.
+Each request's candidates depend on its seed only (candidates.py draws every random number per request), and
+each gets its own result or its own exception: one bad song does not fail the others.
 """
 
 from __future__ import annotations
@@ -40,8 +41,8 @@ BATCH_SIZE = Histogram(
 
 
 class MicroBatcher(Generic[Item, Result]):
-    """Calls `run_batch(items)` from one thread on up to `max_size` items at a time; `submit` blocks until
-    its item's result (or raises its item's exception)."""
+    """Calls `run_batch(items)` on up to `max_size` items at a time, from `workers` threads (each gathers
+    and runs its own batches); `submit` blocks until its item's result (or raises its item's exception)."""
 
     def __init__(
         self,
@@ -49,16 +50,18 @@ class MicroBatcher(Generic[Item, Result]):
         *,
         max_size: int,
         max_wait: float,
+        workers: int = 1,
         name: str = "micro-batcher",
     ) -> None:
-        if max_size < 1:
-            raise ValueError(f"max_size must be >= 1, got {max_size}")
+        if max_size < 1 or workers < 1:
+            raise ValueError(f"max_size and workers must be >= 1, got {max_size} and {workers}")
         self._run_batch = run_batch
         self.max_size = max_size
         self.max_wait = max(0.0, max_wait)
         self._name = name
         self._waiting: queue.Queue[tuple[Item, Future[Result]] | None] = queue.Queue()
-        self._thread: threading.Thread | None = None
+        self.workers = workers
+        self._threads: list[threading.Thread] = []
         self._start_lock = threading.Lock()
         self._closed = False
 
@@ -73,15 +76,18 @@ class MicroBatcher(Generic[Item, Result]):
     def close(self) -> None:
         """Finish what is queued, then stop the decode thread."""
         self._closed = True
-        self._waiting.put(None)
-        if self._thread is not None:
-            self._thread.join(timeout=60)
+        for _ in self._threads:
+            self._waiting.put(None)
+        for thread in self._threads:
+            thread.join(timeout=60)
 
     def _ensure_started(self) -> None:
         with self._start_lock:
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._loop, name=self._name, daemon=True)
-                self._thread.start()
+            if not self._threads:
+                for index in range(self.workers):
+                    thread = threading.Thread(target=self._loop, name=f"{self._name}-{index}", daemon=True)
+                    thread.start()
+                    self._threads.append(thread)
 
     def _loop(self) -> None:
         while True:
@@ -139,12 +145,18 @@ class BatchingSource:
     model version, is asked for its current model each time."""
 
     def __init__(
-        self, resolve: Callable[[], CandidateSource], *, max_size: int, max_wait: float, info: Callable[[], ModelInfo]
+        self,
+        resolve: Callable[[], CandidateSource],
+        *,
+        max_size: int,
+        max_wait: float,
+        info: Callable[[], ModelInfo],
+        workers: int = 1,
     ) -> None:
         self._resolve = resolve
         self._info = info
         self.batcher: MicroBatcher[SampleRequest, list[ScoredText]] = MicroBatcher(
-            self._generate_batch, max_size=max_size, max_wait=max_wait, name="generator-batch"
+            self._generate_batch, max_size=max_size, max_wait=max_wait, workers=workers, name="generator-batch"
         )
 
     @property
@@ -167,11 +179,12 @@ class BatchingSource:
 
 
 def consumer_settings(settings: Settings) -> Settings:
-    """The generator's bus settings: enough handler threads (and prefetched deliveries) for two batches,
-    so the next batch is queued while one decodes. A waiting handler thread only blocks on its result;
-    the decoding is the batch thread's."""
+    """The generator's bus settings: enough handler threads (and prefetched deliveries) for a batch per
+    decode thread and one more, so the next batch is queued while they decode. A waiting handler thread
+    only blocks on its result; the decoding is the decode threads'."""
     size = settings.generator_batch_size
     if size <= 1:
         return settings
-    threads, prefetch = max(settings.handler_threads, 2 * size), max(settings.prefetch, 2 * size)
+    wanted = (settings.generator_decode_threads + 1) * size
+    threads, prefetch = max(settings.handler_threads, wanted), max(settings.prefetch, wanted)
     return settings.model_copy(update={"handler_threads": threads, "prefetch": prefetch})

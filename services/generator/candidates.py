@@ -150,8 +150,9 @@ class ModelCandidateSource:
         model_dir = Path(model_dir)
         loaded = load_model(model_dir, settings.generator_device)
         if loaded.device.type == "cpu":
-            # With micro-batching one thread decodes (batching.py); without, every handler thread does.
-            decoders = 1 if settings.generator_batch_size > 1 else settings.handler_threads
+            # With micro-batching the decode threads decode (batching.py); without, every handler thread does.
+            batching = settings.generator_batch_size > 1
+            decoders = settings.generator_decode_threads if batching else settings.handler_threads
             threads = cpu_threads_per_decode(settings.generator_torch_threads, decoders)
             torch.set_num_threads(threads)  # process-wide: this process serves one model
             log.info("decoding on the CPU with %d torch thread(s) per handler thread", threads)
