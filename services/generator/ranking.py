@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 
 GENRE_WEIGHT = 0.5
 # Texts per fluency pass: a pretrained scorer's logits are [chunk, tokens, 49k vocabulary] floats.
-FLUENCY_CHUNK = 64
+FLUENCY_CHUNK = 32
 OWN_CORPUS = Path(__file__).resolve().parents[2] / "data" / "corpus" / "own"
 
 FluencyScorer = Callable[[Sequence[str], Sequence[Sequence[str]]], list[float]]
@@ -140,7 +140,10 @@ def causal_lm_fluency(lm: torch.nn.Module, tokenizer: Any) -> FluencyScorer:
         ids, mask = ids.to(device), mask.to(device)
         with torch.inference_mode(), torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda"):
             logits = lm(input_ids=ids, attention_mask=mask).logits.float()
-        log_probs = torch.log_softmax(logits[:, :-1], dim=-1).gather(2, ids[:, 1:].unsqueeze(-1)).squeeze(-1)
+        # log p(next token) = its logit - logsumexp over the vocabulary: no [rows, tokens, 49k] log_softmax copy.
+        predicting = logits[:, :-1]
+        chosen = predicting.gather(2, ids[:, 1:].unsqueeze(-1)).squeeze(-1)
+        log_probs = chosen - torch.logsumexp(predicting, dim=-1)
         keep = mask[:, 1:].clone()
         keep[:, : len(start) - 1] = 0  # the scaffold is not the text
         return ((log_probs * keep).sum(dim=1) / keep.sum(dim=1).clamp(min=1)).cpu().tolist()
