@@ -25,7 +25,9 @@ if ! port_open; then
   port_open || { echo "PostgreSQL did not come up on 127.0.0.1:5432" >&2; exit 1; }
 fi
 # The tests sign in as postgres/postgres over TCP (a trust rule, where there is one, ignores the password).
+as_postgres() { if [ "$(id -u)" -eq 0 ]; then su postgres -c "$1"; else sudo -u postgres sh -c "$1"; fi; }
 if ! PGPASSWORD=postgres psql -h 127.0.0.1 -U postgres -d postgres -Atc "SELECT 1" >/dev/null 2>&1; then
-  $SUDO -u postgres psql -d postgres -qc "ALTER USER postgres PASSWORD 'postgres'" >/dev/null 2>&1 \
-    || su postgres -c "psql -d postgres -qc \"ALTER USER postgres PASSWORD 'postgres'\"" >/dev/null
+  as_postgres "psql -d postgres -qc \"ALTER USER postgres PASSWORD 'postgres'\"" >/dev/null
+  PGPASSWORD=postgres psql -h 127.0.0.1 -U postgres -d postgres -Atc "SELECT 1" >/dev/null \
+    || { echo "cannot sign in to PostgreSQL on 127.0.0.1:5432 as postgres/postgres" >&2; exit 1; }
 fi
