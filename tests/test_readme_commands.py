@@ -6,12 +6,17 @@ command-line parser), `make model`'s chain and the README's `train` line on a ti
 
 from __future__ import annotations
 
+import json
+import os
 import re
 import shlex
 import subprocess
+import sys
+import threading
 from pathlib import Path
 
 import pytest
+import uvicorn
 
 from deephype.cli import build_parser, main
 
@@ -36,8 +41,14 @@ RUN_BY: dict[str, tuple[str, ...]] = {
         "tests/test_approval_signing.py::test_keys_commands_make_a_key_and_rotate_the_setting",
     ),
     r"deephype curator rotate-key": ("tests/test_curator_restart.py::test_rotating_the_key_ends_earlier_links",),
-    r"deephype serve( NAME| \w+ --port \d+ &)?": (
+    r"deephype serve( NAME| \w+( --port \d+ &)?)?": (
         "tests/test_go_live_recipe.py::test_the_five_services_without_docker_as_the_readme_runs_them",
+    ),
+    r"deephype learn": (
+        "tests/test_learning.py::test_killing_deephype_learn_mid_round_loses_no_decision_and_promotes_nothing_half_written",
+    ),
+    r"deephype learn (export --out set.jsonl|versions)": (
+        f"{HERE}::test_learn_export_and_versions_as_the_readme_shows",
     ),
     r"deephype dlq (list|replay)": ("tests/test_faults.py::test_nothing_lost_nothing_twice_nothing_unapproved",),
     r"deephype evaluate-samples": ("tests/test_lcgan_eval.py::test_cli_writes_the_json_report",),
@@ -47,6 +58,9 @@ RUN_BY: dict[str, tuple[str, ...]] = {
     ),
     # No Docker engine on the test machines: the compose file is checked as data (services, ports that a
     # scaled service does not fight over, settings from .env).
+    r"docker compose --profile gpu up": (
+        "tests/test_compose.py::test_the_gpu_profile_reserves_an_nvidia_device_for_the_generator",
+    ),
     r"docker compose up( --scale generator=3)?": (
         "tests/test_compose.py::test_state_and_models_live_in_named_volumes_and_scaled_services_have_no_fixed_host_port",
         "tests/test_compose.py::test_public_url_and_every_other_deployment_setting_come_from_the_env_file",
@@ -177,3 +191,57 @@ def test_the_readme_train_line_on_a_tiny_corpus(
     assert main(argv) == 0
     assert f"saved {tmp_path / 'mine'}: nll " in capsys.readouterr().out
     assert (tmp_path / "mine" / "model.pt").is_file()
+
+
+def test_learn_export_and_versions_as_the_readme_shows(tmp_path: Path) -> None:
+    """`deephype learn export --out set.jsonl` against a curator on HTTP, and `deephype learn versions`
+    after one round of learning, each as its own process (as an operator runs them)."""
+    from deephype.common.memory_bus import InMemoryBus
+    from deephype.common.service import create_app
+    from deephype.curator.app import build
+    from deephype.generator.learn import LearnOptions, learn
+    from deephype.generator.versions import VersionStore
+    from tests.conftest import make_settings, wait_until
+    from tests.factories import candidates
+    from tests.test_learning import LSTM, synthetic_sets
+    from tests.test_review_page_browser import free_port
+
+    settings = make_settings(tmp_path, curator_api_token="api-token-for-learn")
+    bus = InMemoryBus(settings)
+    parts, store, _ = build(settings, bus)
+    approved, rejected = candidates("l1"), candidates("l2")
+    for message in (approved, rejected):
+        store.add_candidates(message)
+    store.approve(approved.message_id, approved.candidates[0].candidate_id, None, by="t", post_platform="dry_run")
+    store.reject(rejected.message_id, by="t")
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(create_app(parts, bus), host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DEEPHYPE_")}
+    env |= {"DEEPHYPE_CURATOR_API_TOKEN": "api-token-for-learn", "DEEPHYPE_STATE_DIR": str(tmp_path / "cli")}
+    try:
+        assert wait_until(lambda: server.started)
+        export = [sys.executable, "-m", "deephype.cli", "learn", "export", "--out", "set.jsonl"]
+        export += ["--curator-url", f"http://127.0.0.1:{port}", "--poster-url", ""]
+        done = subprocess.run(export, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+    assert done.returncode == 0, done.stderr
+    assert "wrote 2 labelled sets to set.jsonl" in done.stdout
+    sets = [json.loads(line) for line in (tmp_path / "set.jsonl").read_text().splitlines()]
+    assert sorted(c["label"] for s in sets for c in s["candidates"]) == [
+        "approved",
+        "passed_over",
+        "rejected",
+        "rejected",
+    ]
+
+    versions = tmp_path / "versions"
+    listing = [sys.executable, "-m", "deephype.cli", "learn", "versions", "--versions", str(versions)]
+    empty = subprocess.run(listing, env=env, capture_output=True, text=True, timeout=120)
+    assert empty.returncode == 0 and "no learned version promoted: the base model serves" in empty.stdout
+    version = learn(synthetic_sets(60, seed=3), VersionStore(versions), LSTM, LearnOptions(lcgan=False))["version"]
+    listed = subprocess.run(listing, env=env, capture_output=True, text=True, timeout=120)
+    assert listed.returncode == 0 and listed.stdout.startswith(f"* {version}  promoted=True")
