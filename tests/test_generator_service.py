@@ -68,6 +68,7 @@ def test_post_samples_with_odd_genres_and_no_lcgan(client: TestClient) -> None:
         {"song": SONG, "n": 0},
         {"song": SONG, "n": 65},
         {"song": SONG, "temperature": 0},
+        {"song": SONG, "temperature": 5e-324},
         {"song": SONG, "platform": "myspace"},
         {"song": SONG, "seed": -1},
         {"song": SONG, "surprise": True},

@@ -19,7 +19,8 @@ class SampleRequest(NormalisedInput):
 
     song: Song
     n: int = Field(default=5, ge=1, le=64)
-    temperature: float | None = Field(default=None, gt=0, le=5)
+    # Below 0.05 sampling is greedy in all but name, and a denormal (5e-324) becomes 0 in float32.
+    temperature: float | None = Field(default=None, ge=0.05, le=5)
     use_lcgan: bool | None = None
     platform: str = Field(default="x", pattern="^(x|mastodon|bluesky|dry_run)$")
     seed: int | None = Field(default=None, ge=0, le=2**63 - 1)
