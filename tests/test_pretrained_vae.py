@@ -208,3 +208,28 @@ def test_an_lc_gan_trains_on_the_pretrained_vaes_codes_and_steers_its_samples(
     assert moved.shape == z.shape and not torch.equal(moved, z)
     result = loaded.decode(moved, torch.stack([loaded.encode_condition(["rock"])] * 4), [["rock"]] * 4, max_len=8)
     assert len(result.texts) == 4
+
+
+def test_fine_tuning_on_approved_sentences_makes_them_likelier_and_keeps_the_encoder(
+    trained: tuple[Path, dict], tmp_path: Path
+) -> None:
+    """`deephype learn --finetune` on the pretrained VAE: the adapters and the prefix heads learn the
+    curator's sentences; the encoder (so the latent space) and the frozen LM stay as they were."""
+    from deephype.generator.finetune import FinetuneConfig, decoder_nll, finetune_decoder, save_finetuned
+
+    out, _ = trained
+    loaded = load_model(out, "cpu", lm_and_tokenizer=tiny_lm_and_tokenizer())
+    texts = ["a warm bass line and patient drums .", "the guitars land heavy ."]
+    genres = [["rock"], ["indie rock"]]
+    before = decoder_nll(loaded, texts, genres)
+    tuned = finetune_decoder(loaded, texts, genres, FinetuneConfig(steps=30, batch_size=2, lr=3e-3))
+    assert decoder_nll(tuned, texts, genres) < before
+    assert decoder_nll(loaded, texts, genres) == pytest.approx(before)  # the served model is untouched
+    old, new = loaded.model.state_dict(), tuned.model.state_dict()
+    assert all(torch.equal(old[k], new[k]) for k in old if k.startswith(("encoder.", "to_mu.", "to_logvar.")))
+    assert all(torch.equal(old[k], new[k]) for k in old if "lora" not in k and k.startswith("lm."))
+    assert any(not torch.equal(old[k], new[k]) for k in old if "lora" in k)
+    save_finetuned(tuned, tmp_path, {"sentences": 2})
+    again = load_model(tmp_path, "cpu", lm_and_tokenizer=tiny_lm_and_tokenizer())
+    assert decoder_nll(again, texts, genres) == pytest.approx(decoder_nll(tuned, texts, genres), rel=1e-4)
+    assert again.metrics["finetuned_on_curator"] == {"sentences": 2}

@@ -303,12 +303,10 @@ def finetune_version(
 ) -> dict[str, Any]:
     """Fine-tune the decoder on approved sentences; write model.pt into the version only if held-out
     approved sentences get more likely under it."""
-    from deephype.generator.checkpoint import LoadedModel, load_model
+    from deephype.generator.checkpoint import load_model
     from deephype.generator.finetune import FinetuneConfig, decoder_nll, finetune_decoder, save_finetuned
 
     loaded = load_model(base_model, "cpu")
-    if not isinstance(loaded, LoadedModel):
-        return {"kept": False, "reason": "the pretrained decoder's LoRA is not fine-tuned by `learn` (LSTM only)"}
     texts, genres = approved_sentences(sets)
     held_texts, held_genres = approved_sentences(held_out)
     if not texts or not held_texts:
