@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import copy
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -90,60 +90,55 @@ def finetune_decoder(
     """A copy of `loaded` whose decoder took `config.steps` small steps on these sentences."""
     if not texts:
         raise ValueError("no approved or edited sentence to fine-tune the decoder on")
+    torch.manual_seed(config.seed)
+    model = copy.deepcopy(loaded.model)
     if isinstance(loaded, LoadedPretrained):
-        return _finetune_pretrained(loaded, texts, genres, config)
-    torch.manual_seed(config.seed)
-    rng = random.Random(config.seed)
-    model = copy.deepcopy(loaded.model)
-    trainable = []
-    for name, parameter in model.named_parameters():
-        parameter.requires_grad_(name.startswith(DECODER_PARTS))
-        if parameter.requires_grad:
-            trainable.append(parameter)
-    optimizer = torch.optim.Adam(trainable, lr=config.lr)
-    model.train()
-    rows = list(range(len(texts)))
-    for _ in range(config.steps):
-        chosen = [rng.choice(rows) for _ in range(min(config.batch_size, len(rows)))]
-        batch = _batch(loaded, [texts[i] for i in chosen], [genres[i] for i in chosen])
-        out = model(batch.inputs, batch.targets, batch.lengths, batch.cond)  # type: ignore[attr-defined]
-        loss = out.recon.sum() / batch.lengths.sum()  # type: ignore[attr-defined]
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(trainable, 1.0)
-        optimizer.step()
-    for parameter in model.parameters():
-        parameter.requires_grad_(True)
-    return replace(loaded, model=model.eval())
+        data = _rows(loaded, texts, genres)  # encoder features come from the frozen LM: computed once
+
+        def pretrained_loss(chosen: list[int]) -> torch.Tensor:
+            tokens = sum(len(data.sentences[i]) + 1 for i in chosen)
+            return _pretrained_nll(model, data, chosen, loaded.device) / tokens
+
+        _small_steps(model, PRETRAINED_DECODER_PARTS, len(texts), config, pretrained_loss)
+    else:
+
+        def lstm_loss(chosen: list[int]) -> torch.Tensor:
+            batch = _batch(loaded, [texts[i] for i in chosen], [genres[i] for i in chosen])
+            out = model(batch.inputs, batch.targets, batch.lengths, batch.cond)  # type: ignore[attr-defined]
+            return out.recon.sum() / batch.lengths.sum()  # type: ignore[attr-defined]
+
+        _small_steps(model, DECODER_PARTS, len(texts), config, lstm_loss)
+    return replace(loaded, model=model.eval())  # type: ignore[arg-type]
 
 
-def _finetune_pretrained(
-    loaded: LoadedPretrained, texts: Sequence[str], genres: Sequence[Sequence[str]], config: FinetuneConfig
-) -> LoadedPretrained:
-    torch.manual_seed(config.seed)
+def _small_steps(
+    model: torch.nn.Module,
+    parts: tuple[str, ...],
+    count: int,
+    config: FinetuneConfig,
+    loss_of: Callable[[list[int]], torch.Tensor],
+) -> None:
+    """`config.steps` Adam steps on random batches of the `count` sentences, training only the parameters
+    named by `parts` among those that were trainable; afterwards the same ones are trainable as before
+    (the pretrained checkpoint saves exactly its trainable parameters)."""
     rng = random.Random(config.seed)
-    data = _rows(loaded, texts, genres)  # encoder features come from the frozen LM: computed once
-    model = copy.deepcopy(loaded.model)
     was_trainable = {name for name, p in model.named_parameters() if p.requires_grad}
     trainable = []
     for name, parameter in model.named_parameters():
-        parameter.requires_grad_(name in was_trainable and name.startswith(PRETRAINED_DECODER_PARTS))
+        parameter.requires_grad_(name in was_trainable and name.startswith(parts))
         if parameter.requires_grad:
             trainable.append(parameter)
     optimizer = torch.optim.Adam(trainable, lr=config.lr)
     model.train()
-    rows = list(range(len(texts)))
+    rows = list(range(count))
     for _ in range(config.steps):
-        chosen = [rng.choice(rows) for _ in range(min(config.batch_size, len(rows)))]
-        tokens = sum(len(data.sentences[i]) + 1 for i in chosen)
-        loss = _pretrained_nll(model, data, chosen, loaded.device) / tokens
+        loss = loss_of([rng.choice(rows) for _ in range(min(config.batch_size, count))])
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(trainable, 1.0)
         optimizer.step()
     for name, parameter in model.named_parameters():
-        parameter.requires_grad_(name in was_trainable)  # the checkpoint saves exactly what is trainable
-    return replace(loaded, model=model.eval())
+        parameter.requires_grad_(name in was_trainable)
 
 
 def save_finetuned(loaded: Loaded, folder: Path, note: dict[str, object]) -> None:
