@@ -96,8 +96,12 @@ def test_every_readme_command_is_run_by_a_test_that_exists() -> None:
 
 def make_dry_run(target: str, venv: Path) -> list[str]:
     """What `make TARGET` would run, without running it (another venv, so nothing real is touched)."""
+    # Under `make test` this runs inside make, which would print "make[1]: Entering directory" lines;
+    # a clean environment and --no-print-directory keep the output to the commands alone.
+    env = {key: value for key, value in os.environ.items() if key not in {"MAKELEVEL", "MAKEFLAGS", "MFLAGS"}}
     result = subprocess.run(
-        ["make", "-n", f"VENV={venv}", target], cwd=REPO, capture_output=True, text=True, timeout=60, check=True
+        ["make", "-n", "--no-print-directory", f"VENV={venv}", target],
+        cwd=REPO, capture_output=True, text=True, timeout=60, check=True, env=env,
     )
     return [line.strip() for line in result.stdout.splitlines() if line.strip()]
 
