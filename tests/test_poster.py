@@ -16,7 +16,7 @@ from deephype.common.db import Database
 from deephype.common.signing import ApprovalKeys
 from deephype.curator.store import SCHEMA as CURATOR_SCHEMA
 from deephype.curator.store import CuratorStore
-from deephype.poster.handlers import SCHEMA, Dispatcher, PostQueue, make_approval_handler
+from deephype.poster.handlers import KTH_TAKEN, SCHEMA, Dispatcher, PostQueue, make_approval_handler
 from deephype.poster.publishers import DryRunPublisher, PublishRefused, PublishResult
 from deephype.poster.schedule import Pacing, TestClock, parse_quiet_hours
 from tests.conftest import TEST_APPROVAL_KEY
@@ -209,6 +209,28 @@ def test_the_schedule_keeps_the_gap_and_the_hourly_and_daily_limits(
         clock.now = due
         sent += [post.published_at for post in dispatcher.run_due()]
     assert sent == planned
+
+
+def test_slots_read_from_the_index_are_those_the_pacing_gives_over_every_taken_time(
+    tmp_path: Path, db: Database, clock: TestClock
+) -> None:
+    pacing = Pacing(max_per_hour=3, max_per_day=5, min_gap=timedelta(minutes=7), jitter=timedelta(minutes=5))
+    queue, same_draws = PostQueue(db, pacing, clock, random.Random(3)), random.Random(3)
+    publisher = DryRunPublisher(db)
+    dispatcher = Dispatcher(queue, publisher, Announced())
+    taken: list[datetime] = []
+    for i in range(9):
+        message = approval(tmp_path / str(i), f"Take number {i}.", post_platform="dry_run", post_id=str(i))
+        expected = pacing.next_slot(clock.now, taken, same_draws)
+        due = queue.enqueue(message, "dry_run", f"Take number {i}.", now=False)
+        assert due == expected
+        taken.append(due)
+        clock.now = max(clock.now + timedelta(minutes=40), due)
+        taken[-1:] = [post.published_at for post in dispatcher.run_due()] or [due]  # sent: its time is taken
+    assert queue.enqueue(message, "dry_run", "again", now=False) is None  # a redelivery is not queued twice
+    if db.dialect == "sqlite":  # (PostgreSQL's planner scans a table this small whatever the indexes)
+        plan = " ".join(row[3] for row in db.query(f"EXPLAIN QUERY PLAN {KTH_TAKEN}", ("dry_run", "", 0)))
+        assert "outbox_taken" in plan and "SCAN outbox" not in plan, plan
 
 
 def test_quiet_hours_in_the_curators_time_zone_wrap_midnight(clock: TestClock) -> None:

@@ -87,8 +87,20 @@ CREATE TABLE IF NOT EXISTS status_reports (  -- the last state of each outbox ro
 CLAIMS = """
 ALTER TABLE outbox ADD COLUMN claimed_by TEXT;  -- the copy making (or that made) the platform call
 """
+# The times each platform's slots are taken, newest first: the pacing asks for the k-th latest (KTH_TAKEN).
+TAKEN_INDEX = """
+CREATE INDEX IF NOT EXISTS outbox_taken ON outbox (platform, (COALESCE(published_at, due_at)))
+    WHERE state IN ('queued', 'publishing', 'published', 'held');
+"""
 # The poster's versioned schema: a change to its tables is a new step at the end, never an edit of an old one.
-SCHEMA = Schema("poster", (OUTBOX, CLAIMS))
+SCHEMA = Schema("poster", (OUTBOX, CLAIMS, TAKEN_INDEX))
+# The k-th latest slot of a platform taken since a time (a post sent, being sent, held or scheduled), written
+# as the index above is, so SQLite and PostgreSQL read the index instead of the table.
+KTH_TAKEN = (
+    "SELECT COALESCE(published_at, due_at) AS at FROM outbox WHERE platform=?"
+    " AND state IN ('queued', 'publishing', 'published', 'held') AND COALESCE(published_at, due_at) > ?"
+    " ORDER BY COALESCE(published_at, due_at) DESC LIMIT 1 OFFSET ?"
+)
 
 
 def new_copy_id() -> str:
@@ -127,15 +139,17 @@ class PostQueue:
         rows = self.db.query("SELECT * FROM outbox WHERE approval_id=? AND platform=?", (approval_id, platform))
         return rows[0] if rows else None
 
-    def enqueue(self, approval: Approval, platform: str, text: str, *, now: bool) -> bool:
-        """Queue one approval for one platform at its slot; False when it was queued before (a redelivery)."""
+    def enqueue(self, approval: Approval, platform: str, text: str, *, now: bool) -> datetime | None:
+        """Queue one approval for one platform at its slot; returns when it is due, or None when it was queued
+        before (a redelivery)."""
         with self._lock, self.db.transaction() as connection:
             if connection.execute(
                 "SELECT 1 FROM outbox WHERE approval_id=? AND platform=?", (approval.message_id, platform)
             ).fetchone():
-                return False
+                return None
             current = self.clock()
-            due = current if now else self.pacing.next_slot(current, self._taken(connection, platform), self.rng)
+            kth_taken = self._kth_taken(connection, platform)
+            due = current if now else self.pacing.next_slot_after(current, kth_taken, self.rng)
             connection.execute(
                 "INSERT INTO outbox (approval_id, platform, trace_id, candidate_id, state, text, reply_to, artist,"
                 " title, now, due_at, queued_at) VALUES (?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?)",
@@ -153,17 +167,20 @@ class PostQueue:
                     stamp(current),
                 ),
             )
-        return True
+        return due
 
-    def _taken(self, connection: Any, platform: str) -> list[datetime]:
-        """Every slot of this platform in the last day and ahead: sent, sending, or scheduled."""
+    def _kth_taken(self, connection: Any, platform: str) -> Callable[[int], datetime | None]:
+        """The k-th latest slot of this platform taken in the last day or ahead (sent, sending, held or
+        scheduled), read from the outbox_taken index: a few rows, not the whole day."""
         since = stamp(self.clock() - timedelta(days=1))
-        rows = connection.execute(
-            "SELECT COALESCE(published_at, due_at) AS at FROM outbox WHERE platform=?"
-            " AND state IN ('queued', 'publishing', 'published', 'held') AND COALESCE(published_at, due_at) > ?",
-            (platform, since),
-        ).fetchall()
-        return [unstamp(row["at"]) for row in rows]
+
+        def kth_latest(k: int) -> datetime | None:
+            if k < 1:
+                return None
+            row = connection.execute(KTH_TAKEN, (platform, since, k - 1)).fetchone()
+            return unstamp(row["at"]) if row is not None else None
+
+        return kth_latest
 
     def due(self) -> list[Any]:
         return self.db.query(
@@ -236,8 +253,13 @@ class PostQueue:
             log.warning("post %s to %s went out, but another copy took the call over", post.approval_id, post.platform)
         return done
 
-    def mark_announced(self, approval_id: str, platform: str) -> None:
-        self._update(approval_id, platform, "announced=1")
+    def mark_announced(self, posts: Sequence[PublishedPost]) -> None:
+        """Record that these posts' announcements are confirmed on the bus: one commit for all."""
+        with self.db.transaction() as connection:
+            connection.executemany(
+                "UPDATE outbox SET announced=1 WHERE approval_id=? AND platform=?",
+                [(post.approval_id, post.platform.value) for post in posts],
+            )
 
     def unannounced(self) -> list[PublishedPost]:
         rows = self.db.query("SELECT message FROM outbox WHERE state='published' AND announced=0")
@@ -252,12 +274,13 @@ class PostQueue:
             " ORDER BY o.queued_at"
         )
 
-    def mark_reported(self, approval_id: str, platform: str, reported: str) -> None:
+    def mark_reported(self, rows: Sequence[Any]) -> None:
+        """Record that the curator was told these unreported() rows' states: one commit for all."""
         with self.db.transaction() as connection:
-            connection.execute(
+            connection.executemany(
                 "INSERT INTO status_reports (approval_id, platform, reported) VALUES (?, ?, ?)"
                 " ON CONFLICT (approval_id, platform) DO UPDATE SET reported = excluded.reported",
-                (approval_id, platform, reported),
+                [(row["approval_id"], row["platform"], row["status_now"]) for row in rows],
             )
 
     def in_flight(self) -> list[Any]:
@@ -367,11 +390,8 @@ def make_approval_handler(
             if (row := queue.get(message.message_id, platform)) is not None and row["state"] == "published"
         ]
         for platform, text in texts.items():
-            if queue.enqueue(message, platform, text, now=now):
-                row = queue.get(message.message_id, platform)
-                log.info(
-                    "queued %s - %s for %s, due %s", message.song.artist, message.song.title, platform, row["due_at"]
-                )
+            if (due := queue.enqueue(message, platform, text, now=now)) is not None:
+                log.info("queued %s - %s for %s, due %s", message.song.artist, message.song.title, platform, stamp(due))
         wake()
         return again
 
@@ -550,7 +570,7 @@ class Dispatcher:
             self.queue.unannounced(),
             lambda post: post,
             self.announce,
-            lambda post: self.queue.mark_announced(post.approval_id, post.platform.value),
+            self.queue.mark_announced,
             "announcement",
         )
 
@@ -563,7 +583,7 @@ class Dispatcher:
             self.queue.unreported(),
             lambda row: status_of(row, now),
             self.report,
-            lambda row: self.queue.mark_reported(row["approval_id"], row["platform"], row["status_now"]),
+            self.queue.mark_reported,
             "post state",
         )
 
@@ -572,11 +592,12 @@ class Dispatcher:
         items: Sequence[Any],
         message_of: Callable[[Any], Envelope],
         send_one: Callable[[Envelope], None],
-        mark: Callable[[Any], None],
+        mark: Callable[[Sequence[Any]], None],
         what: str,
     ) -> None:
-        """Publish each item's message, then mark the item sent (at least once, in order). With the bus's
-        batch publish, a tick's messages are confirmed together instead of one round trip after another."""
+        """Publish each item's message, then mark the items sent (at least once, in order). With the bus's
+        batch publish, a tick's messages are confirmed together instead of one round trip after another, and
+        marked in one commit."""
         messages = [message_of(item) for item in items]
         if self.publish_many is not None and messages:
             try:
@@ -584,8 +605,7 @@ class Dispatcher:
             except Exception:
                 log.exception("could not send %d %s messages yet; trying again", len(messages), what)
                 return
-            for item in items:  # marked only once every one is confirmed
-                mark(item)
+            mark(items)  # only once every one is confirmed
             return
         for item, message in zip(items, messages, strict=True):
             try:
@@ -593,7 +613,7 @@ class Dispatcher:
             except Exception:
                 log.exception("could not send the %s %s yet; trying again", what, message.message_id)
                 return
-            mark(item)
+            mark([item])
 
     def wake(self) -> None:
         self._wake.set()

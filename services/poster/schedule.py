@@ -65,21 +65,30 @@ class Pacing:
 
     def next_slot(self, earliest: datetime, taken: Sequence[datetime], rng: random.Random) -> datetime:
         """The first time at or after `earliest` (and after every time in `taken`) that keeps every rule."""
-        taken = sorted(taken)
+        latest_first = sorted(taken, reverse=True)
+        return self.next_slot_after(
+            earliest, lambda k: latest_first[k - 1] if 0 < k <= len(latest_first) else None, rng
+        )
+
+    def next_slot_after(
+        self, earliest: datetime, kth_latest: Callable[[int], datetime | None], rng: random.Random
+    ) -> datetime:
+        """next_slot, asking only for the k-th latest time taken (1: the latest; None: fewer than k), so a
+        store answers from an index instead of handing over a whole day of slots."""
         slot = earliest
-        if taken:
-            slot = max(slot, taken[-1] + self.min_gap + self.jitter * rng.random())
+        if (latest := kth_latest(1)) is not None:
+            slot = max(slot, latest + self.min_gap + self.jitter * rng.random())
+        # From here every taken time is at or before `slot`, so a window ending at `slot` is full exactly when
+        # its limit-th latest time lies inside it, and the slot moves to when that one leaves the window.
         for _ in range(10_000):
             if (quiet_end := self.quiet_until(slot)) is not None:
                 slot = quiet_end
                 continue
-            in_hour = [t for t in taken if slot - HOUR < t <= slot]
-            if len(in_hour) >= self.max_per_hour:
-                slot = in_hour[len(in_hour) - self.max_per_hour] + HOUR
+            if (oldest_in_hour := kth_latest(self.max_per_hour)) is not None and oldest_in_hour > slot - HOUR:
+                slot = oldest_in_hour + HOUR
                 continue
-            in_day = [t for t in taken if slot - DAY < t <= slot]
-            if len(in_day) >= self.max_per_day:
-                slot = in_day[len(in_day) - self.max_per_day] + DAY
+            if (oldest_in_day := kth_latest(self.max_per_day)) is not None and oldest_in_day > slot - DAY:
+                slot = oldest_in_day + DAY
                 continue
             return slot
         raise ValueError("no time keeps the pacing rules (quiet hours all day?)")
@@ -102,9 +111,9 @@ class TestClock:
 
 
 def stamp(when: datetime) -> str:
-    """One fixed, sortable text form for times in SQLite."""
-    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    """One fixed, sortable text form for times in SQLite: 2026-12-03T06:45:00.123456Z."""
+    return when.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 def unstamp(value: str) -> datetime:
-    return datetime.strptime(value, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+    return datetime.fromisoformat(value)  # reads the Z as UTC; a tenth of strptime's cost
