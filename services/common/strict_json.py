@@ -16,6 +16,9 @@ from typing import Any
 Location = tuple[str | int, ...]
 
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+# Strictly decoded UTF-8 holds no surrogates, so parsed from bytes a string can only get one from an escape in
+# the range \uD800-\uDFFF: a body without such an escape is not walked (a str may hold raw ones: always is).
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 
 
 class NotStrictJson(ValueError):
@@ -40,11 +43,13 @@ def _finite_float(text: str) -> float:
 
 def loads(body: bytes | str) -> Any:
     """Parse strict JSON, or raise NotStrictJson saying what is wrong and where."""
+    may_hold_surrogates = True
     if isinstance(body, bytes):
         try:
             body = body.decode("utf-8")
         except UnicodeDecodeError as exc:
             raise NotStrictJson(f"the body is not UTF-8: {exc}") from exc
+        may_hold_surrogates = _SURROGATE_ESCAPE.search(body) is not None
     try:
         value = json.loads(body, parse_constant=_refuse_constant, parse_float=_finite_float)
     except NotStrictJson:
@@ -53,7 +58,7 @@ def loads(body: bytes | str) -> Any:
         raise NotStrictJson("the body nests arrays or objects too deeply to read") from exc
     except ValueError as exc:  # JSONDecodeError, or an integer with more digits than Python converts
         raise NotStrictJson(f"the body is not JSON: {exc}") from exc
-    location = lone_surrogate_at(value)
+    location = lone_surrogate_at(value) if may_hold_surrogates else None
     if location is not None:
         raise NotStrictJson("a string holds a lone surrogate (\\ud800-\\udfff), which is no character", location)
     return value

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import logging
 import smtplib
+from email.headerregistry import BaseHeader, HeaderRegistry
 from email.message import EmailMessage
+from email.policy import default as default_policy
 from email.utils import formatdate, make_msgid
 from pathlib import Path
 from typing import Protocol
@@ -21,7 +23,29 @@ from deephype.curator.store import SongView
 
 log = logging.getLogger("deephype.curator.email")
 
-_templates = Environment(loader=PackageLoader("deephype.curator", "templates"), autoescape=select_autoescape(["html"]))
+# Templates ship with the package: no need to stat their files on every email (auto_reload).
+_templates = Environment(
+    loader=PackageLoader("deephype.curator", "templates"), autoescape=select_autoescape(["html"]), auto_reload=False
+)
+
+
+class _HeaderClasses(HeaderRegistry):
+    """The standard header registry, except that each header name's class is made once: the standard one
+    makes a new class with type() every time a header is set or written, about a third of an email's CPU."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._made: dict[str, type[BaseHeader]] = {}
+
+    def __getitem__(self, name: str) -> type[BaseHeader]:
+        made = self._made.get(name.lower())
+        if made is None:
+            made = self._made[name.lower()] = super().__getitem__(name)
+        return made
+
+
+# The default (RFC 5322) policy, headers and all, only cheaper to apply: the email comes out the same.
+_POLICY = default_policy.clone(header_factory=_HeaderClasses())
 
 
 class EmailError(Exception):
@@ -33,7 +57,7 @@ class EmailSender(Protocol):
 
 
 def compose(song: SongView, review_url: str, settings: Settings) -> EmailMessage:
-    message = EmailMessage()
+    message = EmailMessage(policy=_POLICY)
     message["Subject"] = f"[deephype] {len(song.candidates)} candidates for {song.artist} - {song.title}"
     message["From"] = settings.curator_email_from
     message["To"] = settings.curator_email_to

@@ -36,7 +36,7 @@ def make_candidates_handler(
             sender.send(compose(song, review_link(settings.public_url, auth, song.set_id), settings))
             store.mark_emailed(message.message_id)
             log.info("emailed the curator about %s - %s (%s)", song.artist, song.title, song.set_id)
-        if settings.curator_auto_approve and store.song(message.message_id).status == "pending":
+        if settings.curator_auto_approve and store.status(message.message_id) == "pending":
             top = message.candidates[0]
             approval = store.approve(
                 message.message_id, top.candidate_id, None, by="auto-approve", post_platform=post_platform

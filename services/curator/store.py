@@ -205,6 +205,11 @@ class CuratorStore:
         rows = self.db.query("SELECT emailed_at FROM songs WHERE set_id=?", (set_id,))
         return bool(rows) and rows[0]["emailed_at"] is None
 
+    def status(self, set_id: str) -> str | None:
+        """pending, approved, rejected or published; None for a song not stored (cheaper than song())."""
+        rows = self.db.query("SELECT status FROM songs WHERE set_id=?", (set_id,))
+        return rows[0]["status"] if rows else None
+
     def mark_emailed(self, set_id: str) -> None:
         with self.db.transaction() as connection:
             connection.execute("UPDATE songs SET emailed_at=? WHERE set_id=?", (utcnow().isoformat(), set_id))
