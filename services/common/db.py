@@ -6,8 +6,11 @@ that differ. Both give the same guarantees:
 - `transaction()` takes the database's write lock up front (SQLite `BEGIN IMMEDIATE`, a PostgreSQL
   advisory lock), so check-then-write is atomic even when copies of a service on several hosts share it;
 - `query()` reads without that lock (SQLite in WAL mode; PostgreSQL in autocommit);
-- connections are long-lived (one per thread for SQLite, a pool for PostgreSQL): no connection setup per
-  message;
+- connections are long-lived (one per thread for SQLite reads and one shared for its writes, a pool for
+  PostgreSQL): no connection setup per message;
+- SQLite commits the transactions of a process's concurrent writers together (group commit, see
+  CommitGroup), and `transaction()` returns only once its writes are committed: a handler acks its
+  message after that, so at-least-once delivery holds and a crash before the commit redelivers;
 - schema changes are versioned `Schema` steps, applied at start by whichever copy gets the migration lock
   first; the others then find them done;
 - `presence(copy_id)` marks a running copy of a service so its peers can tell a crashed copy from a busy
@@ -16,6 +19,7 @@ that differ. Both give the same guarantees:
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import random
@@ -23,7 +27,7 @@ import re
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -96,18 +100,19 @@ def _code(statement: str) -> str:
 
 class Database:
     """SQLite state in one file: WAL (readers never block the writer), synchronous=NORMAL (a commit is not an
-    fsync; WAL keeps it across a process crash), one long-lived connection per thread."""
+    fsync; WAL keeps it across a process crash), one long-lived connection per thread for reads and one
+    shared by this process's writers, whose transactions commit in groups."""
 
     dialect = "sqlite"
 
-    def __init__(self, path: Path, schema: str | Schema = "") -> None:
+    def __init__(self, path: Path, schema: str | Schema = "", *, max_group: int = 64) -> None:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
         self._connections_lock = threading.Lock()
-        # This process's writers queue here, not in SQLite's busy handler (which sleeps 1-100 ms a try).
-        self._writer = threading.RLock()  # re-entered, SQLite says "transaction within a transaction"
+        # This process's writers queue in the group, not in SQLite's busy handler (which sleeps 1-100 ms a try).
+        self._writes = CommitGroup(self._connect, max_group)
         self.apply(schema)
 
     def apply(self, schema: str | Schema) -> None:
@@ -164,29 +169,35 @@ class Database:
     # --- connections and transactions ---
 
     def connection(self) -> sqlite3.Connection:
+        """This thread's connection for reads."""
         connection = getattr(self._local, "connection", None)
         if connection is None:
-            connection = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
-            connection.row_factory = sqlite3.Row
-            connection.execute("PRAGMA busy_timeout=30000")
-            _wal(connection)
-            connection.execute("PRAGMA synchronous=NORMAL")
-            self._local.connection = connection
-            with self._connections_lock:
-                self._connections.append(connection)
+            connection = self._local.connection = self._connect()
         return connection
 
-    @contextmanager
-    def transaction(self) -> Iterator[Any]:
-        connection = self.connection()
-        with self._writer:
-            connection.execute("BEGIN IMMEDIATE")
-            try:
-                yield connection
-            except BaseException:
-                connection.execute("ROLLBACK")
-                raise
-            connection.execute("COMMIT")
+    def _connect(self) -> sqlite3.Connection:
+        connection = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+        connection.row_factory = sqlite3.Row
+        connection.execute("PRAGMA busy_timeout=30000")
+        _wal(connection)
+        connection.execute("PRAGMA synchronous=NORMAL")
+        with self._connections_lock:
+            self._connections.append(connection)
+        return connection
+
+    def transaction(self) -> AbstractContextManager[Any]:
+        """Write atomically: the body's writes are committed (maybe with other threads' in one commit) when
+        this returns, or undone if the body raises."""
+        return self._writes.transaction()
+
+    @property
+    def commits(self) -> int:
+        """Commits made so far by this process's writers (fewer than their transactions under load)."""
+        return self._writes.commits
+
+    def writers_waiting(self) -> int:
+        """This process's writers waiting for their turn (their bodies will join the open group)."""
+        return self._writes.waiting
 
     def query(self, sql: str, parameters: Sequence[object] = ()) -> list[Any]:
         return self.connection().execute(sql, tuple(parameters)).fetchall()
@@ -204,6 +215,7 @@ class Database:
         for connection in connections:
             connection.close()
         self._local = threading.local()
+        self._writes = CommitGroup(self._connect, self._writes.max_size)
 
     # --- which copies of a service are running ---
 
@@ -217,6 +229,115 @@ class Database:
 
     def _presence_dir(self) -> Path:
         return self.path.parent / f"{self.path.stem}.copies"
+
+
+class _Group:
+    """The transaction bodies committed by one COMMIT."""
+
+    def __init__(self) -> None:
+        self.size = 0  # bodies that succeeded in it so far
+        self.done = False
+        self.error: BaseException | None = None  # why its COMMIT failed: each of its bodies raises it
+
+
+class CommitGroup:
+    """Group commit on one write connection: each transaction body runs alone, in a SAVEPOINT of a
+    transaction that stays open while other writers of this process wait their turn, and the last body
+    of the group (or the max_size-th) commits for all of them. A body that raises is undone alone.
+
+    A caller's transaction() returns only after the COMMIT that holds its writes succeeded, and raises if
+    it failed, so nothing that follows a write (publishing its outputs, then acking its message) happens
+    before the write is committed. A crash before the COMMIT loses the whole group, none of whose callers
+    has returned: their messages were not acked and come again. Alone, a writer commits at once, as before.
+    """
+
+    def __init__(self, connect: Callable[[], sqlite3.Connection], max_size: int = 64) -> None:
+        self._connect, self.max_size = connect, max_size
+        self._connection: sqlite3.Connection | None = None  # opened by the first writer
+        self.commits = 0
+        self._turn = threading.Condition()
+        self._holder: int | None = None  # the thread whose body runs now
+        self._waiting = 0  # threads waiting for their turn
+        self._group = _Group()
+
+    @property
+    def waiting(self) -> int:
+        return self._waiting
+
+    @property
+    def connection(self) -> sqlite3.Connection:
+        if self._connection is None:
+            self._connection = self._connect()
+        return self._connection
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        group = self._take_turn()
+        connection, succeeded = self.connection, False
+        try:
+            if not connection.in_transaction:
+                connection.execute("BEGIN IMMEDIATE")
+            connection.execute("SAVEPOINT body")
+            try:
+                yield connection
+            except BaseException:
+                if connection.in_transaction:  # SQLite may have rolled it all back itself (disk full, ...)
+                    connection.execute("ROLLBACK TO body")
+                    connection.execute("RELEASE body")
+                raise
+            connection.execute("RELEASE body")
+            group.size += 1
+            succeeded = True
+        finally:
+            self._end_turn(group, wait_for_commit=succeeded)
+
+    def _take_turn(self) -> _Group:
+        me = threading.get_ident()
+        with self._turn:
+            if self._holder == me:
+                raise sqlite3.OperationalError("cannot start a transaction within a transaction")
+            self._waiting += 1
+            while self._holder is not None:
+                self._turn.wait()
+            self._waiting -= 1
+            self._holder = me
+            if self._group.size and not self.connection.in_transaction:
+                self._finish(sqlite3.OperationalError("the group's transaction was rolled back by SQLite"))
+            return self._group
+
+    def _end_turn(self, group: _Group, *, wait_for_commit: bool) -> None:
+        with self._turn:
+            self._holder = None
+            if not self.connection.in_transaction:
+                if group.size:  # rolled back under us: its bodies' writes are gone
+                    self._finish(sqlite3.OperationalError("the group's transaction was rolled back by SQLite"))
+            elif not self._waiting or group.size >= self.max_size:
+                self._commit()  # nobody to wait for (or the group is full): its callers go on now
+            self._turn.notify_all()
+            while wait_for_commit and not group.done:
+                self._turn.wait()
+        if wait_for_commit and group.error is not None:
+            raise sqlite3.OperationalError(f"the commit of this write failed: {group.error}") from group.error
+
+    def _commit(self) -> None:
+        """(Under the turn lock.) Commit the open group, or roll it back if it holds no body's writes."""
+        if not self._group.size:
+            self.connection.execute("ROLLBACK")
+            return
+        try:
+            self.connection.execute("COMMIT")
+        except BaseException as exc:
+            with contextlib.suppress(sqlite3.Error):
+                self.connection.execute("ROLLBACK")
+            self._finish(exc)
+            return
+        self.commits += 1
+        self._finish(None)
+
+    def _finish(self, error: BaseException | None) -> None:
+        self._group.done, self._group.error = True, error
+        self._group = _Group()
+        self._turn.notify_all()
 
 
 def _wal(connection: sqlite3.Connection) -> None:
