@@ -179,7 +179,10 @@ def run(
     while not all(p.ready() for p in processes):
         exited = [p.name for p in processes if p.process and p.process.poll() is not None]
         if exited or time.monotonic() > deadline:
-            raise SystemExit(f"services did not get ready; logs in {work}")
+            for process in processes:  # not left running (and loading the box) after the bench gives up
+                process.stop()
+            cleanup(exchange)
+            raise SystemExit(f"services did not get ready ({', '.join(exited) or 'timed out'}); logs in {work}")
         time.sleep(0.2)
 
     connection = pika.BlockingConnection(pika.URLParameters(AMQP_URL))
