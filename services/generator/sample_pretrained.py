@@ -156,7 +156,7 @@ def _decode(
             inputs_embeds=step_embeds,
             attention_mask=mask,
             position_ids=next_position,
-            past_key_values=cache,
+            cache=cache,
             use_cache=True,
         )
         cache, logits = output.past_key_values, output.logits[:, -1].float()
