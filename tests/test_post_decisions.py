@@ -6,6 +6,7 @@ the API and the page over the real RabbitMQ; the page's buttons in headless Chro
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -15,12 +16,10 @@ from selenium import webdriver
 from selenium.webdriver.common.by import By
 
 from deephype.common.bus import PermanentError
-from deephype.common.compose import PostFormat
 from deephype.common.contracts import Envelope, Platform, PostDecision, PostStatus, ReplyTarget
 from deephype.common.settings import Settings
 from deephype.common.signing import ApprovalKeys, new_key
 from deephype.curator.review import outcome
-from deephype.curator.store import MIGRATIONS as CURATOR_MIGRATIONS
 from deephype.curator.store import CuratorStore, PostNotActionable
 from deephype.poster.handlers import SCHEMA, Dispatcher, PostQueue, make_approval_handler, make_decision_handler
 from deephype.poster.publishers import PublishResult
@@ -28,10 +27,12 @@ from deephype.poster.schedule import Pacing, TestClock
 from tests.conftest import TEST_APPROVAL_KEY, wait_until
 from tests.factories import candidates
 from tests.helpers.curator_and_poster import curator_and_poster
-from tests.helpers.postgres import BACKENDS, open_store, postgres_url
+from tests.helpers.postgres import open_store, postgres_url
+from tests.test_post_status import approve as approve_only
+from tests.test_post_status import backend, sides
 from tests.test_review_page_browser import PASSWORD, browser, serving, submit
 
-__all__ = ["browser", "postgres_url"]  # fixtures, used by name
+__all__ = ["backend", "browser", "postgres_url"]  # fixtures, used by name
 KEYS = ApprovalKeys([TEST_APPROVAL_KEY])
 START = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 
@@ -56,28 +57,10 @@ class FlakyPlatform:
         return PublishResult(post_id=f"p{len(self.calls)}", url=f"https://social.example/@bot/{len(self.calls)}")
 
 
-@pytest.fixture(params=BACKENDS)
-def backend(request: pytest.FixtureRequest) -> str:
-    return request.param
-
-
-def sides(
-    request: pytest.FixtureRequest, backend: str, tmp_path: Path, pacing: Pacing, clock: TestClock
-) -> tuple[CuratorStore, PostQueue]:
-    curator = CuratorStore(
-        open_store(request, backend, tmp_path / "curator.sqlite3", CURATOR_MIGRATIONS), KEYS, PostFormat(("dry_run",))
-    )
-    return curator, PostQueue(open_store(request, backend, tmp_path / "poster.sqlite3", SCHEMA), pacing, clock)
-
-
-def approve(curator: CuratorStore, post_id: str, handle_approval) -> str:  # type: ignore[no-untyped-def]
-    message = candidates(post_id)
-    curator.add_candidates(message)
-    approval = curator.approve(
-        message.message_id, message.candidates[0].candidate_id, None, by="curator", post_platform=("dry_run",)
-    )
+def approve(curator: CuratorStore, post_id: str, handle_approval: Callable[[Envelope], object]) -> str:
+    set_id, approval = approve_only(curator, post_id)
     handle_approval(approval)
-    return message.message_id
+    return set_id
 
 
 def relay(reports: list[Envelope], curator: CuratorStore) -> None:
