@@ -95,7 +95,7 @@ def test_readme_gives_the_recorded_held_out_figures() -> None:
     rows = {
         "test, batch 6": results["catalog_batch_6_clean"],
         "batch 6, dev and test": results["catalog_batch_6_both_splits_clean"],
-        "test, batch 6, the rules alone": results["rules_only_batch_6_clean"],
+        "the rules alone on test batch 6": results["rules_only_batch_6_clean"],
         "whole test split now": results["catalog"],
         "whole test split, plausibility only": results["plausibility_only"],
     }
