@@ -2,7 +2,7 @@
 train the sentence VAE and the plain LSTM LM with the same budget, report held-out PPL, KL and active units.
 
     .venv/bin/python bench/blog.py --minutes 12
-    .venv/bin/python bench/blog.py --quality-only --minutes 15 [--pretrained-steps 250]
+    .venv/bin/python bench/blog.py --quality-only --minutes 15 [--pretrained-steps 250] [--reuse]
 
 The blog text is only read at run time (never copied into the repo); the corpus goes to /tmp.
 Writes bench/results/blog.json. With --quality / --quality-only it also trains the product's models on the
@@ -41,6 +41,7 @@ def main() -> None:
     parser.add_argument("--quality", action="store_true", help="also train the product models and run quality.py")
     parser.add_argument("--quality-only", action="store_true", help="only the product models and quality.py")
     parser.add_argument("--pretrained-steps", type=int, default=0, help="also the pretrained-decoder VAE (steps)")
+    parser.add_argument("--reuse", action="store_true", help="keep a product model already trained in --work")
     args = parser.parse_args()
     if not BLOG_POSTS.is_file():
         raise SystemExit(f"{BLOG_POSTS} is not there; nothing to benchmark")
@@ -99,12 +100,14 @@ def quality(corpus: Path, args: argparse.Namespace) -> None:
     seed_and_threads = ["--seed", "0", "--threads", str(args.threads), "--quiet"]
     lstm = [*cli, "train", "--corpus", str(corpus), "--out", str(models / "lstm"), "--size", "small"]
     lstm += ["--epochs", "18", "--kl-anneal-steps", "500", "--eval-k", "5", "--max-minutes", str(args.minutes)]
-    subprocess.run([*lstm, *seed_and_threads], check=True)
+    if not (args.reuse and (models / "lstm" / "model.pt").is_file()):
+        subprocess.run([*lstm, *seed_and_threads], check=True)
     judged = ["--model", str(models / "lstm")]
     if args.pretrained_steps:
         pretrained = [*cli, "train", "--arch", "pretrained", "--corpus", str(corpus), "--out"]
         pretrained += [str(models / "pretrained"), "--epochs", "1", "--max-steps", str(args.pretrained_steps)]
-        subprocess.run([*pretrained, "--eval-k", "5", *seed_and_threads], check=True)
+        if not (args.reuse and (models / "pretrained" / "model.pt").is_file()):
+            subprocess.run([*pretrained, "--eval-k", "5", *seed_and_threads], check=True)
         judged += ["--model", str(models / "pretrained")]
     raw = args.work / "quality.json"
     bench = [python, str(Path(__file__).with_name("quality.py")), "--corpus", str(corpus), *judged]

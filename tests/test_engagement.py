@@ -10,6 +10,7 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
+from deephype.common.contracts import Approval
 from deephype.common.db import Database
 from deephype.common.memory_bus import InMemoryBus
 from deephype.common.service import create_app
@@ -124,7 +125,7 @@ def test_the_poster_serves_engagement_and_dry_run_posts_have_none(tmp_path: Path
     settings = make_settings(tmp_path)
     bus = InMemoryBus(settings)
     parts, queue = build_poster(settings, bus, clock=clock)
-    [handle] = parts.subscriptions[0].handlers.values()
+    handle = parts.subscriptions[0].handlers[Approval]
     message = approval(tmp_path, "Out now.", post_platform="dry_run")
     handle(message)
     Dispatcher(queue, DryRunPublisher(queue.db), bus.publish).run_due()

@@ -386,7 +386,7 @@ def test_poster_service_builds_the_configured_platform(tmp_path: Path, mastodon:
     )
     bus = InMemoryBus(settings)
     parts, ledger = build_poster(settings, bus)
-    [handler] = parts.subscriptions[0].handlers.values()
+    handler = parts.subscriptions[0].handlers[Approval]
     assert handler(approval("Paper Boats: a quiet storm.")) == []
     parts.start()
     try:

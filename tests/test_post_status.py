@@ -11,25 +11,21 @@ from pathlib import Path
 
 import pika
 import pytest
-from fastapi.testclient import TestClient
 
 from deephype.common.compose import PostFormat
 from deephype.common.contracts import Approval, Envelope, Platform, PostStatus, ReplyTarget, decode
-from deephype.common.rabbit import RabbitBus
-from deephype.common.service import create_app
 from deephype.common.settings import Settings
 from deephype.common.signing import ApprovalKeys
-from deephype.curator import app as curator_app
 from deephype.curator.handlers import make_post_status_handler
 from deephype.curator.review import outcome
 from deephype.curator.store import MIGRATIONS as CURATOR_MIGRATIONS
 from deephype.curator.store import CuratorStore
-from deephype.poster import app as poster_app
 from deephype.poster.handlers import SCHEMA, Dispatcher, PostQueue, make_approval_handler
 from deephype.poster.publishers import PublishRefused, PublishResult
 from deephype.poster.schedule import Pacing, TestClock
 from tests.conftest import TEST_APPROVAL_KEY, wait_until
 from tests.factories import candidates
+from tests.helpers.curator_and_poster import curator_and_poster
 from tests.helpers.postgres import BACKENDS, open_store, postgres_url
 from tests.test_pipeline_rabbit import Tap
 
@@ -192,26 +188,14 @@ def test_over_rabbitmq_the_curator_shows_queued_published_and_failed_and_replays
         curator_api_token="token", curator_password="pw-for-the-page", poster_min_gap_seconds=3600.0
     )
     tap = Tap(settings)
-    curator_bus, poster_bus = (
-        RabbitBus(settings, connection_name="curator"),
-        RabbitBus(settings, connection_name="poster"),
-    )
-    curator_parts, store, _ = curator_app.build(settings, curator_bus)
     platform = Platform403()
-    poster_parts, _ = poster_app.build(settings, poster_bus, platform)
-    for bus, parts in ((curator_bus, curator_parts), (poster_bus, poster_parts)):
-        for subscription in parts.subscriptions:
-            bus.subscribe(subscription)
-        bus.start()
-        parts.start()
     auth = {"Authorization": "Bearer token"}
-    try:
-        assert curator_bus.wait_connected(20) and poster_bus.wait_connected(20)
+    with curator_and_poster(settings, platform) as running:
+        curator_bus, poster_bus, store, api = running.curator_bus, running.poster_bus, running.store, running.api
         songs = [candidates(f"r{i}") for i in range(3)]
         for message in songs:
             curator_bus.publish(message)
         assert wait_until(lambda: len(store.songs()) == 3)
-        api = TestClient(create_app(curator_parts, curator_bus, manage_bus=False))
 
         def states() -> list[str | None]:
             found = [api.get(f"/v1/songs/{m.message_id}", headers=auth).json()["post_states"] for m in songs]
@@ -261,11 +245,7 @@ def test_over_rabbitmq_the_curator_shows_queued_published_and_failed_and_replays
             dict(r) for r in before
         ]
         assert curator_bus.dead_letters() == []
-    finally:
-        for bus, parts in ((curator_bus, curator_parts), (poster_bus, poster_parts)):
-            parts.stop()
-            bus.stop()
-        tap.close()
+    tap.close()
 
 
 def test_the_curator_queue_receives_post_statuses() -> None:

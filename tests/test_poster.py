@@ -270,7 +270,7 @@ def test_the_timeline_page_and_the_queue_show_each_post_as_it_looks_and_when(tmp
     settings = make_settings(tmp_path, poster_min_gap_seconds=3600.0, poster_gap_jitter_seconds=0.0)
     bus = InMemoryBus(settings)
     parts, queue = build(settings, bus, clock=clock)
-    [handle] = parts.subscriptions[0].handlers.values()
+    handle = parts.subscriptions[0].handlers[Approval]
     handle(approval(tmp_path / "a", "Out now <script>alert(1)</script>", post_platform="dry_run", post_id="a"))
     handle(approval(tmp_path / "b", "Later on.", post_platform="dry_run", post_id="b"))
     Dispatcher(queue, DryRunPublisher(queue.db), bus.publish).run_due()

@@ -101,7 +101,12 @@ def make_dry_run(target: str, venv: Path) -> list[str]:
     env = {key: value for key, value in os.environ.items() if key not in {"MAKELEVEL", "MAKEFLAGS", "MFLAGS"}}
     result = subprocess.run(
         ["make", "-n", "--no-print-directory", f"VENV={venv}", target],
-        cwd=REPO, capture_output=True, text=True, timeout=60, check=True, env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+        env=env,
     )
     return [line.strip() for line in result.stdout.splitlines() if line.strip()]
 

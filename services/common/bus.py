@@ -28,6 +28,7 @@ from deephype.common.contracts import (
     EnrichedSong,
     Envelope,
     InvalidMessage,
+    PostDecision,
     PostStatus,
     PublishedPost,
     SongMention,
@@ -49,7 +50,7 @@ QUEUE_BINDINGS: dict[str, tuple[type[Envelope], ...]] = {
     "enricher": (SongMention,),
     "generator": (EnrichedSong,),
     "curator": (Candidates, PublishedPost, PostStatus),
-    "poster": (Approval,),
+    "poster": (Approval, PostDecision),
 }
 DEAD_LETTER_QUEUE = "dead-letter"
 

@@ -236,13 +236,14 @@ class PublishedPost(Envelope):
     published_at: datetime = Field(default_factory=utcnow)
 
 
-PostState = Literal["queued", "published", "failed", "held"]
+PostState = Literal["queued", "published", "failed", "held", "dropped"]
 
 
 class PostStatus(Envelope):
     """poster → curator: where one approved post stands on one platform: queued (due when), published
-    (its link), failed or held for a human (why). Sent at least once per change of its row in the poster's
-    queue; the curator keeps the one with the latest `at`, so a late redelivery never undoes a newer state."""
+    (its link), failed or held for a human (why), or dropped by one (PostDecision). Sent at least once per
+    change of its row in the poster's queue; the curator keeps the one with the latest `at`, so a late
+    redelivery never undoes a newer state."""
 
     routing_key: ClassVar[str] = "post.status"
     kind: Literal["post_status"] = "post_status"
@@ -264,6 +265,24 @@ class PostStatus(Envelope):
         return value
 
 
+class PostDecision(Envelope):
+    """curator → poster: a human's word on one post that is held, failed or still queued on one platform:
+    `requeue` (post it now: the curator checked the account and it is not there) or `drop` (never post it).
+
+    `attempts` is the attempt count the curator was shown (PostStatus.attempts): the poster applies the
+    decision only while the post is still in that state, so a redelivered requeue can never send a post out
+    a second time. Signed like an Approval (deephype.common.signing): the broker alone cannot requeue."""
+
+    routing_key: ClassVar[str] = "post.decision"
+    kind: Literal["post_decision"] = "post_decision"
+    approval_id: str = Field(min_length=1, max_length=64)
+    platform: Platform
+    action: Literal["requeue", "drop"]
+    attempts: int = Field(ge=0)
+    decided_by: str = Field(default="curator", min_length=1, max_length=64)
+    signature: str | None = Field(default=None, max_length=256)
+
+
 MESSAGE_TYPES: tuple[type[Envelope], ...] = (
     SongMention,
     EnrichedSong,
@@ -271,9 +290,11 @@ MESSAGE_TYPES: tuple[type[Envelope], ...] = (
     Approval,
     PublishedPost,
     PostStatus,
+    PostDecision,
 )
 AnyMessage = Annotated[
-    SongMention | EnrichedSong | Candidates | Approval | PublishedPost | PostStatus, Field(discriminator="kind")
+    SongMention | EnrichedSong | Candidates | Approval | PublishedPost | PostStatus | PostDecision,
+    Field(discriminator="kind"),
 ]
 _any_message = TypeAdapter(AnyMessage)
 

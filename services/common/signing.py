@@ -1,4 +1,5 @@
 """Approvals are signed by the curator and checked by the poster, so only what a curator granted is posted.
+A curator's later word on a held or failed post (PostDecision: requeue or drop) is signed the same way.
 
 Anyone who can publish to the broker could otherwise put a well-formed Approval on `approval.granted` and
 post as the bot. The curator signs each approval with HMAC-SHA256 over its canonical fields (every field but
@@ -20,15 +21,18 @@ import json
 import secrets
 from collections.abc import Sequence
 from functools import cache
-from typing import Any
+from typing import Any, TypeVar
 
-from deephype.common.contracts import Approval
+from deephype.common.contracts import Approval, PostDecision
 from deephype.common.settings import Settings, get_settings
 
 SIGNATURE_SCHEME = "hmac-sha256"
 MIN_KEY_LENGTH = 32
 SETTING = "DEEPHYPE_APPROVAL_KEYS"
-_DOMAIN = b"deephype approval v1\n"  # a signature made for anything else never verifies here
+# Each kind of signed message has its own domain: a signature made for one never verifies as another.
+_DOMAINS: dict[str, bytes] = {"approval": b"deephype approval v1\n", "post_decision": b"deephype post decision v1\n"}
+Signed = Approval | PostDecision
+SignedT = TypeVar("SignedT", Approval, PostDecision)
 
 
 class ApprovalKeyError(ValueError):
@@ -45,10 +49,12 @@ def key_id(key: str) -> str:
     return hashlib.sha256(b"deephype approval key id\n" + key.encode()).hexdigest()[:12]
 
 
-def canonical_bytes(approval: Approval) -> bytes:
+def canonical_bytes(message: Signed) -> bytes:
     """Every field but the signature, in one fixed form: what the signature covers."""
-    fields = approval.model_dump(mode="json", exclude={"signature"})
-    return _DOMAIN + json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode("ascii")
+    fields = message.model_dump(mode="json", exclude={"signature"})
+    return _DOMAINS[message.kind] + json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode(
+        "ascii"
+    )
 
 
 def parse_keys(value: str) -> list[str]:
@@ -85,27 +91,29 @@ class ApprovalKeys:
             keys = [_process_key()]  # in-memory bus: curator and poster are this one process
         return cls(keys)
 
-    def _mac(self, kid: str, approval: Approval) -> str:
-        return hmac.new(self._keys[kid], canonical_bytes(approval), hashlib.sha256).hexdigest()
+    def _mac(self, kid: str, message: Signed) -> str:
+        return hmac.new(self._keys[kid], canonical_bytes(message), hashlib.sha256).hexdigest()
 
-    def sign(self, approval: Approval) -> Approval:
-        """The approval with a signature by the current (first) key, replacing any it had."""
+    def sign(self, message: SignedT) -> SignedT:
+        """The message with a signature by the current (first) key, replacing any it had."""
         kid = self.signing_key_id
-        signature = f"{SIGNATURE_SCHEME}:{kid}:{self._mac(kid, approval)}"
-        return approval.model_copy(update={"signature": signature})
+        signature = f"{SIGNATURE_SCHEME}:{kid}:{self._mac(kid, message)}"
+        return message.model_copy(update={"signature": signature})
 
-    def problem(self, approval: Approval) -> str | None:
-        """Why this approval is not one the curator signed with a key we accept; None when it is."""
-        if not approval.signature:
-            return "the approval is not signed; only approvals signed by the curator are published"
-        scheme, _, rest = approval.signature.partition(":")
+    def problem(self, message: Signed) -> str | None:
+        """Why this approval (or post decision) is not one the curator signed with a key we accept; None
+        when it is."""
+        what = "approval" if isinstance(message, Approval) else "post decision"
+        if not message.signature:
+            return f"the {what} is not signed; only what the curator signed is acted on"
+        scheme, _, rest = message.signature.partition(":")
         kid, _, mac = rest.partition(":")
         if scheme != SIGNATURE_SCHEME or not kid or not mac:
-            return f"the approval's signature is malformed (expected {SIGNATURE_SCHEME}:<key id>:<hex>)"
+            return f"the {what}'s signature is malformed (expected {SIGNATURE_SCHEME}:<key id>:<hex>)"
         if kid not in self._keys:
-            return f"the approval is signed with key {kid[:12]!r}, which this poster does not accept ({SETTING})"
-        if not hmac.compare_digest(mac.encode(), self._mac(kid, approval).encode()):
-            return "the approval's signature does not match its content: it was altered or forged"
+            return f"the {what} is signed with key {kid[:12]!r}, which this poster does not accept ({SETTING})"
+        if not hmac.compare_digest(mac.encode(), self._mac(kid, message).encode()):
+            return f"the {what}'s signature does not match its content: it was altered or forged"
         return None
 
 

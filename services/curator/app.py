@@ -42,6 +42,7 @@ from deephype.curator.store import (
     CuratorStore,
     LinkUsed,
     NotFound,
+    PostNotActionable,
     PostRefused,
     SessionRegistry,
 )
@@ -63,6 +64,19 @@ class ApproveRequest(BaseModel):
     # The whole composed post as edited (see CuratorStore.approve), and whether to skip the poster's queue.
     post: str | None = Field(default=None, min_length=1, max_length=2000)
     now: bool = False
+
+
+PostAction = Literal["requeue", "drop"]
+PostPlatform = Literal["x", "mastodon", "bluesky", "dry_run"]
+
+
+class BrokerUnavailable(Exception):
+    """The bus did not take a message the curator sent on a person's request."""
+
+
+class PostDecisionRequest(BaseModel):
+    # The attempt count the caller saw (GET /v1/songs/{id}: outcome posts); default: the latest report's.
+    attempts: int | None = Field(default=None, ge=0)
 
 
 class ApprovalSender:
@@ -132,6 +146,20 @@ def build(settings: Settings, bus: Bus, sender: EmailSender | None = None) -> tu
         except Exception:
             log.exception("approval %s stored; the broker did not take it yet, it will be resent", approval.message_id)
 
+    def send_post_decision(set_id: str, platform: str, action: str, by: str, attempts: int | None = None) -> str:
+        """Sign and send a requeue or drop to the poster; what was done, in words. Raises NotFound or
+        PostNotActionable, and BrokerUnavailable when the broker did not take it (then nothing changed)."""
+        decision = store.post_decision(set_id, platform, action, by=by, attempts=attempts)
+        try:
+            bus.publish(decision)
+        except Exception as exc:
+            log.exception("post decision %s for %s not sent", action, set_id)
+            raise BrokerUnavailable("the message bus did not take it, so nothing changed; try again") from exc
+        name = platform_name(platform)
+        if action == "requeue":
+            return f"Sent to the poster: the post for {name} goes out again in a moment."
+        return f"Sent to the poster: the post for {name} is dropped and will not go out."
+
     # --- JSON API (its own bearer token) ---
 
     def check_bearer(request: Request, authorization: str | None, *, metrics: bool = False) -> None:
@@ -197,6 +225,22 @@ def build(settings: Settings, bus: Bus, sender: EmailSender | None = None) -> tu
         except AlreadyDecided as exc:
             raise HTTPException(409, str(exc)) from exc
         return store.song(set_id).as_json()
+
+    @api.post("/songs/{set_id}/posts/{platform}/{action}", status_code=202)
+    def decide_post(
+        set_id: str, platform: PostPlatform, action: PostAction, body: PostDecisionRequest | None = None
+    ) -> dict[str, Any]:
+        """Requeue (held or failed: post it now) or drop (queued, held or failed) one approved post. Accepted
+        means the poster was told; the post's state changes when the poster reports back."""
+        try:
+            done = send_post_decision(set_id, platform, action, "curator-api", body.attempts if body else None)
+        except NotFound as exc:
+            raise HTTPException(404, str(exc)) from exc
+        except PostNotActionable as exc:
+            raise HTTPException(409, str(exc)) from exc
+        except BrokerUnavailable as exc:
+            raise HTTPException(503, str(exc), headers={"Retry-After": "5"}) from exc
+        return {"accepted": done, "song": store.song(set_id).as_json()}
 
     @api.get("/decisions")
     def decisions(
@@ -406,6 +450,28 @@ def build(settings: Settings, bus: Bus, sender: EmailSender | None = None) -> tu
         return decide(
             request, set_id, csrf, lambda by, token_id: store.reject(set_id, by=by, token_id=token_id) or "Rejected."
         )
+
+    @pages.post("/songs/{set_id}/posts/{platform}/{action}")
+    def post_decision_form(
+        request: Request,
+        set_id: str,
+        platform: PostPlatform,
+        action: PostAction,
+        csrf: Annotated[str, Form()],
+        attempts: Annotated[int, Form(ge=0)],
+    ) -> Response:
+        session = check_csrf(page_session(request, set_id), csrf)
+        if session.user != "curator":  # a review link decides on candidates, not on what the poster does
+            text = "Only the curator, logged in, can requeue or drop a post."
+            return message(request, session, "Log in to do this", text, 403)
+        try:
+            done = send_post_decision(set_id, platform, action, "curator", attempts)
+        except NotFound as exc:
+            return message(request, session, "Not found", str(exc), 404)
+        except (PostNotActionable, BrokerUnavailable) as exc:
+            status = 503 if isinstance(exc, BrokerUnavailable) else 409
+            return song_response(request, session, set_id, status, flash=f"Not done: {exc}.", flash_kind="error")
+        return RedirectResponse(f"/songs/{set_id}?flash={done}", status_code=303)
 
     parts = ServiceParts(
         name="curator",

@@ -14,7 +14,7 @@ from urllib.parse import urlencode
 
 from deephype.common.compose import track_url
 from deephype.common.contracts import PLATFORM_TEXT_LIMITS, Candidates, text_length
-from deephype.curator.store import CuratorStore, SongView
+from deephype.curator.store import POST_ACTIONS, CuratorStore, SongView
 
 STATUSES = ("pending", "approved", "rejected", "published")
 PAGE_SIZE = 20
@@ -131,10 +131,16 @@ class PlatformState:
     """One platform's post of an approval as the poster last reported it (PostStatus)."""
 
     platform: str
-    state: str  # queued | published | failed | held
+    state: str  # queued | published | failed | held | dropped
     words: str  # what it means, for the page
     url: str | None = None  # published: the post
     error: str | None = None
+    attempts: int = 0  # what a requeue or drop from the page is about (PostDecision.attempts)
+
+    @property
+    def actions(self) -> tuple[str, ...]:
+        """What the curator may do with it from the page: requeue and/or drop (store.POST_ACTIONS)."""
+        return POST_ACTIONS.get(self.state, ())
 
 
 def platform_state(report: dict[str, Any]) -> PlatformState:
@@ -148,9 +154,12 @@ def platform_state(report: dict[str, Any]) -> PlatformState:
             words += f" The last try failed ({error}); it is tried again then."
     elif state == "failed":
         words = f"Failed on {name}: {error or 'no reason given'}. Nothing was posted there."
+    elif state == "dropped":
+        words = f"Dropped: it will not go out on {name} ({error or 'by the curator'})."
     else:
         words = f"Held on {name} for a person to check: {error or 'no reason given'}"
-    return PlatformState(report["platform"], state, words, report["url"] if state == "published" else None, error)
+    url = report["url"] if state == "published" else None
+    return PlatformState(report["platform"], state, words, url, error, int(report.get("attempts") or 0))
 
 
 def when(iso: str) -> str:

@@ -18,6 +18,7 @@ from deephype.common.compose import PostFormat, commentary_of, song_link
 from deephype.common.contracts import (
     Approval,
     Candidates,
+    PostDecision,
     PostStatus,
     PublishedPost,
     ReplyTarget,
@@ -103,7 +104,9 @@ MIGRATIONS = Schema("curator", (SCHEMA, SHARED_KEYS))
 
 
 # Two reports of one post at the same time: the later stage wins.
-_STATE_ORDER = {"queued": 0, "held": 1, "failed": 2, "published": 3}
+_STATE_ORDER = {"queued": 0, "held": 1, "failed": 2, "dropped": 3, "published": 4}
+# What a curator may do with a post in each state the poster reported (PostDecision).
+POST_ACTIONS = {"queued": ("drop",), "held": ("requeue", "drop"), "failed": ("requeue", "drop")}
 
 
 class AlreadyDecided(Exception):
@@ -120,6 +123,10 @@ class PostRefused(ValueError):
 
 class NotFound(Exception):
     pass
+
+
+class PostNotActionable(Exception):
+    """A requeue or drop that the post's state does not allow (a published post cannot be dropped)."""
 
 
 class LinkUsed(Exception):
@@ -435,6 +442,35 @@ class CuratorStore:
                 ),
             )
         return True
+
+    def post_decision(
+        self, set_id: str, platform: str, action: str, *, by: str, attempts: int | None = None
+    ) -> PostDecision:
+        """A signed requeue or drop of one approved post on one platform, checked against the poster's last
+        report: NotFound (no such song or post), PostNotActionable (its state does not allow it). `attempts`
+        is what the curator was shown (default: the stored report's); the poster applies the decision only
+        while the post is still at that attempt."""
+        rows = self.db.query("SELECT approval_id FROM songs WHERE set_id=?", (set_id,))
+        if not rows:
+            raise NotFound(f"no song {set_id}")
+        approval_id = rows[0]["approval_id"]
+        report = (
+            next((r for r in self.post_states(approval_id) if r["platform"] == platform), None) if approval_id else None
+        )
+        if report is None:
+            raise NotFound(f"song {set_id} has no post for {platform} that the poster has reported")
+        if action not in POST_ACTIONS.get(report["state"], ()):
+            raise PostNotActionable(
+                f"a {report['state']} post cannot be {'requeued' if action == 'requeue' else 'dropped'}"
+            )
+        decision = PostDecision(
+            approval_id=approval_id,
+            platform=platform,
+            action=action,
+            attempts=report["attempts"] if attempts is None else attempts,
+            decided_by=by,
+        )
+        return self.keys.sign(decision)
 
     def post_states(self, approval_id: str) -> list[dict[str, Any]]:
         """The poster's latest word on each platform's post of this approval, by platform."""

@@ -69,10 +69,12 @@ def decode(
     out = torch.full((n, max_len), vocab.pad_id, dtype=torch.long, device=device)
     log_likelihood = torch.zeros(n, device=device)
     lengths = torch.full((n,), max_len, dtype=torch.long, device=device)
-    finished = torch.zeros(n, dtype=torch.bool, device=device)
     tokens = torch.full((n,), vocab.bos_id, dtype=torch.long, device=device)
     never = torch.tensor([vocab.pad_id, vocab.bos_id, vocab.unk_id], device=device)
     const, state = model.start(z, cond)
+    # A sentence that has ended leaves the batch: the rest no longer pay for it. Each row keeps its own
+    # uniforms and temperature, so what it writes does not depend on who else is still writing.
+    alive = torch.arange(n, device=device)
     for t in range(max_len):
         logits, state = model.step(tokens, const, state)
         # Model log-probabilities; the bans below only ever hit tokens that are then not chosen, so
@@ -81,20 +83,22 @@ def decode(
         log_probs[:, never] = float("-inf")
         if t < min_len:
             log_probs[:, vocab.eos_id] = float("-inf")
-        _block_repeats(log_probs, out, t, no_repeat_ngram, vocab.pad_id)
-        u = None if uniforms is None else uniforms[:, t]
-        next_tokens = (
-            log_probs.argmax(dim=-1) if greedy else _sample(log_probs, temperature, top_k, top_p, generator, u)
+        _block_repeats(log_probs, out[alive], t, no_repeat_ngram, vocab.pad_id)
+        u = None if uniforms is None else uniforms[alive, t]
+        row_temperature = temperature[alive] if isinstance(temperature, torch.Tensor) else temperature
+        tokens = (
+            log_probs.argmax(dim=-1) if greedy else _sample(log_probs, row_temperature, top_k, top_p, generator, u)
         )
-        next_tokens = next_tokens.masked_fill(finished, vocab.pad_id)
-        log_likelihood += log_probs.gather(1, next_tokens.unsqueeze(1)).squeeze(1).masked_fill(finished, 0.0)
-        out[:, t] = next_tokens
-        ended = (next_tokens == vocab.eos_id) & ~finished
-        lengths = torch.where(ended, t, lengths)
-        finished |= ended
-        tokens = next_tokens
-        if t % 8 == 7 and bool(finished.all()):  # one sync every 8 steps, not every step
+        log_likelihood[alive] += log_probs.gather(1, tokens.unsqueeze(1)).squeeze(1)
+        out[alive, t] = tokens
+        ended = tokens == vocab.eos_id
+        lengths[alive[ended]] = t
+        if bool(ended.all()):
             break
+        if bool(ended.any()):
+            keep = (~ended).nonzero().squeeze(1)
+            alive, tokens, const = alive[keep], tokens[keep], const[keep]
+            state = (state[0][keep], state[1][keep])
     texts = [detokenize(vocab.decode(row)) for row in out.tolist()]
     return DecodeResult(out, lengths, log_likelihood, texts)
 

@@ -124,33 +124,39 @@ def _decode(
     out = torch.full((n, max_len), pad, dtype=torch.long, device=device)
     log_likelihood = torch.zeros(n, device=device)
     lengths = torch.full((n,), max_len, dtype=torch.long, device=device)
-    finished = torch.zeros(n, dtype=torch.bool, device=device)
+    # A row that has ended leaves the batch and the KV cache: the rest no longer pay for it. Each row keeps
+    # its own uniforms and temperature, so what it writes does not depend on who else is still writing.
+    alive = torch.arange(n, device=device)
     for t in range(max_len):
         log_probs = torch.log_softmax(logits, dim=-1)
         if never.numel():
             log_probs[:, never] = float("-inf")
         if t < min_len:
             log_probs[:, end_ids] = float("-inf")
-        _block_repeats(log_probs, out, t, no_repeat_ngram, int(never[0]) if never.numel() else pad)
-        u = None if uniforms is None else uniforms[:, t]
+        _block_repeats(log_probs, out[alive], t, no_repeat_ngram, int(never[0]) if never.numel() else pad)
+        u = None if uniforms is None else uniforms[alive, t]
+        row_temperature = temperature[alive] if isinstance(temperature, torch.Tensor) else temperature
         next_tokens = (
-            log_probs.argmax(dim=-1) if greedy else _sample(log_probs, temperature, top_k, top_p, generator, u)
+            log_probs.argmax(dim=-1) if greedy else _sample(log_probs, row_temperature, top_k, top_p, generator, u)
         )
-        next_tokens = next_tokens.masked_fill(finished, pad)
-        log_likelihood += log_probs.gather(1, next_tokens.unsqueeze(1)).squeeze(1).masked_fill(finished, 0.0)
-        out[:, t] = next_tokens
-        ended = torch.isin(next_tokens, end_ids) & ~finished
-        lengths = torch.where(ended, t, lengths)
-        finished |= ended
-        if t % 4 == 3 and bool(finished.all()):
+        log_likelihood[alive] += log_probs.gather(1, next_tokens.unsqueeze(1)).squeeze(1)
+        out[alive, t] = next_tokens
+        ended = torch.isin(next_tokens, end_ids)
+        lengths[alive[ended]] = t
+        if bool(ended.all()):
             break
-        mask = torch.cat([mask, torch.ones(n, 1, dtype=mask.dtype, device=device)], dim=1)
+        if bool(ended.any()):
+            keep = (~ended).nonzero().squeeze(1)
+            alive, next_tokens, added = alive[keep], next_tokens[keep], added[keep]
+            mask, next_position = mask[keep], next_position[keep]
+            cache.batch_select_indices(keep)
+        mask = torch.cat([mask, torch.ones(alive.numel(), 1, dtype=mask.dtype, device=device)], dim=1)
         step_embeds = model.embed_tokens(next_tokens.unsqueeze(1)) + added
         output = model.lm(
             inputs_embeds=step_embeds,
             attention_mask=mask,
             position_ids=next_position,
-            past_key_values=cache,
+            cache=cache,
             use_cache=True,
         )
         cache, logits = output.past_key_values, output.logits[:, -1].float()

@@ -13,13 +13,13 @@ from markupsafe import Markup, escape
 from deephype.common.bus import Bus, Subscription
 from deephype.common.buses import build_bus
 from deephype.common.compose import PostFormat
-from deephype.common.contracts import Approval, utcnow
+from deephype.common.contracts import Approval, PostDecision, utcnow
 from deephype.common.service import ServiceParts, create_app
 from deephype.common.settings import Settings, get_settings
 from deephype.common.signing import ApprovalKeys
 from deephype.common.store import open_database
 from deephype.poster.engagement import EngagementReader, engagement_readers
-from deephype.poster.handlers import SCHEMA, Dispatcher, PostQueue, make_approval_handler
+from deephype.poster.handlers import SCHEMA, Dispatcher, PostQueue, make_approval_handler, make_decision_handler
 from deephype.poster.publishers import Publisher, build_publisher
 from deephype.poster.schedule import Clock, Pacing
 
@@ -96,7 +96,12 @@ def build(
     )
     parts = ServiceParts(
         name="poster",
-        subscriptions=[Subscription("poster", {Approval: handler})],
+        subscriptions=[
+            Subscription(
+                "poster",
+                {Approval: handler, PostDecision: make_decision_handler(queue, keys, wake=dispatcher.wake)},
+            )
+        ],
         ready_checks={"database": db.ping},
         routers=[router, pages],
         on_start=[dispatcher.start, engagement.start],

@@ -16,6 +16,8 @@ due. Each row records the state before and after the platform call:
   (posted now). Where that cannot be told, the row is 'held' for a human, because posting twice is worse
   than not posting.
 - 'failed': the platform refused for good (a 4xx); retrying the same request cannot help.
+- A curator may then requeue a held or failed row (it goes out at once) or drop it, or drop a queued one
+  ('dropped': never posted); see PostQueue.decide.
 One platform failing changes only its own row: the others go out on their own schedule.
 """
 
@@ -38,6 +40,7 @@ from deephype.common.bus import Handler, PermanentError, backoff_delay, derive_i
 from deephype.common.contracts import (
     Approval,
     Envelope,
+    PostDecision,
     PostStatus,
     PublishedPost,
     ReplyTarget,
@@ -58,7 +61,7 @@ CREATE TABLE IF NOT EXISTS outbox (
     platform TEXT NOT NULL,
     trace_id TEXT NOT NULL,
     candidate_id TEXT NOT NULL,
-    state TEXT NOT NULL,          -- queued | publishing | published | failed | held
+    state TEXT NOT NULL,          -- queued | publishing | published | failed | held | dropped
     text TEXT NOT NULL,           -- the composed post, as the curator approved it
     reply_to TEXT,                -- ReplyTarget JSON
     artist TEXT NOT NULL,
@@ -98,9 +101,10 @@ def new_copy_id() -> str:
 
 
 # What a PostStatus says about one outbox row; a row whose value differs from its last report is reported
-# again. 'publishing' is a moment, not a state the curator needs to see.
-STATUS_OF_ROW = "o.state || '|' || o.due_at || '|' || COALESCE(o.error, '')"
-REPORTED_STATES = "('queued', 'published', 'failed', 'held')"
+# again. 'publishing' is a moment, not a state the curator needs to see. The attempt count is part of it:
+# held at the 2nd attempt (after a curator's requeue) is news even where due time and reason are the same.
+STATUS_OF_ROW = "o.state || '|' || o.due_at || '|' || o.attempts || '|' || COALESCE(o.error, '')"
+REPORTED_STATES = "('queued', 'published', 'failed', 'held', 'dropped')"
 
 
 class PostQueue:
@@ -289,6 +293,31 @@ class PostQueue:
             approval_id, platform, "state='queued', due_at=?, error=?", stamp(self.clock()), note, claimed=True
         )
 
+    def decide(self, decision: PostDecision) -> str | None:
+        """Apply a curator's requeue or drop; None when it was applied, else why not. It applies only while
+        the row is in the state the curator saw (same attempt count): a redelivered or stale decision
+        changes nothing, so a requeue never sends a post out twice."""
+        if decision.action == "requeue":  # out at once: the curator is waiting for it
+            allowed, change = ("held", "failed"), "state='queued', now=1, due_at=?, error=?"
+            values: tuple[Any, ...] = (stamp(self.clock()), f"requeued by {decision.decided_by}")
+        else:
+            allowed, change = ("queued", "held", "failed"), "state='dropped', error=?"
+            values = (f"dropped by {decision.decided_by}",)
+        with self.db.transaction() as connection:
+            changed = connection.execute(
+                f"UPDATE outbox SET {change} WHERE approval_id=? AND platform=? AND attempts=?"
+                f" AND state IN ({', '.join('?' for _ in allowed)})",
+                (*values, decision.approval_id, decision.platform.value, decision.attempts, *allowed),
+            ).rowcount
+        if changed:
+            return None
+        row = self.get(decision.approval_id, decision.platform.value)
+        if row is None:
+            return f"there is no post {decision.approval_id} for {decision.platform.value}"
+        if row["attempts"] != decision.attempts:
+            return f"the post has changed since (attempt {row['attempts']}; the decision saw {decision.attempts})"
+        return f"a {row['state']} post cannot be {decision.action}{'d' if decision.action == 'requeue' else 'ped'}"
+
     def mark_now(self, approval_id: str) -> int:
         """The curator's "now": every queued platform of this approval is due at once."""
         with self.db.transaction() as connection:
@@ -374,6 +403,26 @@ def make_approval_handler(
                 )
         wake()
         return again
+
+    return handle
+
+
+def make_decision_handler(queue: PostQueue, keys: ApprovalKeys, *, wake: Callable[[], None] = lambda: None) -> Handler:
+    """A curator's requeue or drop of one post (PostDecision), signed like an approval. One that no longer
+    applies (the post went out, or changed since the curator saw it) is logged and acked: it is done with."""
+
+    def handle(message: Envelope) -> list[Envelope]:
+        assert isinstance(message, PostDecision)
+        if problem := keys.problem(message):
+            raise PermanentError(f"post decision {message.message_id} refused: {problem}")
+        if why_not := queue.decide(message):
+            log.warning(
+                "%s of %s on %s not applied: %s", message.action, message.approval_id, message.platform, why_not
+            )
+        else:
+            log.info("%s of %s on %s by %s", message.action, message.approval_id, message.platform, message.decided_by)
+            wake()
+        return []
 
     return handle
 
