@@ -68,7 +68,9 @@ def _explain(detector: Any, text: str, label: str) -> str:
     lines = [f"{label}: {text!r}"]
     if not explanation.candidates:
         lines.append("  no candidates")
-    for number, candidate in enumerate(explanation.candidates, start=1):
+    # The rules' candidates, then the shorter readings proposed for the span scorer (only those it scored).
+    shown = explanation.candidates + [c for c in explanation.readings if c.probability is not None]
+    for number, candidate in enumerate(shown, start=1):
         confirmation = candidate.confirmation
         if candidate.veto:
             verdict = f"vetoed: {candidate.veto}"
@@ -80,9 +82,12 @@ def _explain(detector: Any, text: str, label: str) -> str:
                 f" ({confirmation.detail})" if confirmation.detail else ""
             )
         reasons = "; ".join(candidate.reasons) or "-"
+        form = candidate.form + (", shorter reading" if candidate.variant else "")
+        learned = f", span scorer {candidate.probability:.2f}" if candidate.probability is not None else ""
         lines.append(
-            f"  candidate {number}: {candidate.artist!r} - {candidate.title!r} [{candidate.form}] "
-            f"plausibility {candidate.plausibility:.2f}, score {candidate.score:.2f}; {verdict}; cues: {reasons}"
+            f"  candidate {number}: {candidate.artist!r} - {candidate.title!r} [{form}] "
+            f"plausibility {candidate.plausibility:.2f}, score {candidate.score:.2f}{learned}; {verdict}; "
+            f"cues: {reasons}"
         )
     outcome = f"{found.artist} - {found.title} (confidence {found.confidence:.2f})" if found.artist else "no song"
     lines.append(f"  result: {outcome}: {explanation.decision}")

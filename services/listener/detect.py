@@ -28,12 +28,16 @@ import re
 import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, Field
 
 from deephype.listener.confirm import Confirmation, SongLookup, Verdict, offline_lookup
 
-__all__ = ["Candidate", "Detection", "Explanation", "SongDetector", "detect_song"]
+if TYPE_CHECKING:
+    from deephype.listener.span_scorer import SpanScorer
+
+__all__ = ["Candidate", "Detection", "Explanation", "Readings", "SongDetector", "detect_song"]
 
 
 class Detection(BaseModel):
@@ -62,6 +66,12 @@ class Candidate:
     bare: bool = False  # the clause is this credit and nothing else ("Taylor Swift – cardigan")
     plausibility_penalty: float = 0.0  # what the form itself found against it
     comma_tail: bool = False  # the unquoted title went on after a comma: "oat milk, bread, regret"
+    # A shorter reading of a rule's candidate, proposed for the span scorer only (see _widen):
+    variant: bool = False
+    title_words_cut: int = 0  # words cut off the end of the rule's title
+    artist_words_cut: int = 0  # words cut off the start of the rule's artist
+    next_word: str = ""  # the first word cut off the title
+    probability: float | None = None  # the span scorer's, when it ranked this candidate
 
     @property
     def key(self) -> tuple[str, str]:
@@ -71,8 +81,21 @@ class Candidate:
 @dataclass
 class Explanation:
     detection: Detection
-    candidates: list[Candidate]
+    candidates: list[Candidate]  # what the rules proposed
     decision: str  # why the winner won, or why nothing was kept
+    readings: list[Candidate] = field(default_factory=list)  # the shorter readings proposed for the scorer
+
+
+@dataclass
+class Readings:
+    """A post as the span scorer sees it (SongDetector.readings)."""
+
+    ruled: Explanation  # the rules' own decision, with their candidates
+    widened: list[Candidate]  # the shorter readings proposed for the scorer
+    eligible: list[Candidate]  # the readings that may win: no veto of the rules
+    features: list[list[float]]  # span_scorer.FEATURES of each eligible reading
+    not_a_song: bool  # the post says it is about a book, a film, a match ...: no reading wins
+    on_demand: bool = False  # the post is addressed to the bot
 
 
 # --- links ---------------------------------------------------------------------------------------------
@@ -161,6 +184,11 @@ NOT_A_SONG = re.compile(
     r"|documentary|memoir|biography|autobiography|poem|poetry|ballet|nowwatching|watching|season\s+\d|exhibition|painting|gaming|playthrough|hours\s+in"
     r"|act\s+\d|boss\s+rush|speedrun|recipe|thread|essay|quote)\b"
     r"|[📚📖🎬🍿🎮🎲🧵]",
+    re.I,
+)
+NEWS_WORDS = re.compile(
+    r"\b(?:tour|tours|touring|dates|turns\s+\d+|anniversary|lawsuit|interview|announces?|announced|tickets?"
+    r"|reissue|documentary|awards?|festival|hiatus|rumou?rs?|source|says|after|over|about)\b",
     re.I,
 )
 MUSIC_VIDEO = re.compile(r"\b(?:video|clip|mv)\b", re.I)
@@ -325,6 +353,7 @@ MAX_ARTIST_WORDS = 6
 MAX_TITLE_WORDS = 10
 MAX_UNQUOTED_TITLE_WORDS = 10
 LONG_UNQUOTED_TITLE_WORDS = 7  # longer unquoted titles lose some plausibility
+MAX_TITLE_WORDS_CUT = 8  # the span scorer's shorter readings cut at most this many words off a title
 MAX_BARE_TITLE_WORDS = 5  # unquoted titles tried against the catalog after a possessive
 MAX_NETWORK_LOOKUPS = 3  # per post: a network provider is slow and rate limited
 
@@ -342,6 +371,7 @@ BASE = {
     "colon": 0.45,
     "bracket": 0.55,
     "juxtaposed": 0.35,
+    "loose_quote": 0.35,  # a name right before any quote: proposed for the span scorer only
     "bare_possessive": 0.1,
     "joined": 0.1,
 }
@@ -360,6 +390,8 @@ BARE_RELEASE_PENALTY = 0.4  # "X release “Y”" with no song word: below ACCEP
 CONFIRMED_FLOOR = 0.9  # a confirmed song's confidence is at least this
 ACCEPT = 0.5  # the lowest score kept
 ACCEPT_ON_DEMAND = 0.4  # a post addressed to the bot asks for a song: a little more benefit of the doubt
+OVERRULE = 0.7  # the span scorer keeps a reading the rules scored below ACCEPT only this sure of it
+ON_DEMAND_EASING = ACCEPT - ACCEPT_ON_DEMAND  # the scorer's threshold eases as much for a request to the bot
 CLEAR_LEAD = 0.15  # between two different songs, the winner must lead by this much
 
 
@@ -378,19 +410,47 @@ class _Cues:
     known_artist: Callable[[str], bool] = lambda _artist: False
     known_credit: Callable[[str], bool] = lambda _artist: False  # the artist, or one artist of a credit
     on_demand: bool = False  # the post is addressed to the bot: it asks for a song
+    news_words: int = 0  # "tour", "dates", "turns 25", "lawsuit" ...: news about an artist (a scorer feature)
 
 
 class SongDetector:
-    """detector(text) → Detection; detector.explain(text) → the candidates and why one won."""
+    """detector(text) → Detection; detector.explain(text) → the candidates and why one won.
 
-    def __init__(self, lookup: SongLookup | None = None, *, use_network: bool = True) -> None:
+    The rules propose and describe candidates; the span scorer (span_scorer.py, trained on the dev split)
+    chooses among them, or chooses no song. `rules_only=True` keeps the hand-tuned rules' own choice (the
+    anchor bench/detect.py compares with); `scorer` swaps in another model (tests, training)."""
+
+    def __init__(
+        self,
+        lookup: SongLookup | None = None,
+        *,
+        use_network: bool = True,
+        rules_only: bool = False,
+        scorer: SpanScorer | None = None,
+    ) -> None:
+        from deephype.listener.span_scorer import load_span_scorer  # span_scorer imports this module
+
         self.lookup = lookup
         self.use_network = use_network
+        self.scorer = None if rules_only else (scorer or load_span_scorer())
 
     def __call__(self, text: str, *, on_demand: bool = False) -> Detection:
         return self.explain(text, on_demand=on_demand).detection
 
     def explain(self, text: str, *, on_demand: bool = False) -> Explanation:
+        readings = self.readings(text, on_demand=on_demand, widen=self.scorer is not None)
+        if self.scorer is None:
+            return readings.ruled
+        for candidate, row in zip(readings.eligible, readings.features, strict=True):
+            candidate.probability = round(self.scorer.probability(row), 3)
+        return self._choose(readings)
+
+    def readings(self, text: str, *, on_demand: bool = False, widen: bool = True) -> Readings:
+        """Every candidate reading, the span-scorer features of those that may win, and the rules' decision.
+
+        widen=False: the rules' candidates alone, no features, as the rules need."""
+        from deephype.listener.span_scorer import PostContext, candidate_features
+
         text = unicodedata.normalize("NFC", (text or "")[:MAX_TEXT])
         cues = _cues(text)
         cues.on_demand = on_demand
@@ -402,7 +462,96 @@ class SongDetector:
         for candidate in candidates:
             _score_plausibility(candidate, cues, self.lookup)
         self._confirm(candidates, cues)
-        return self._decide(candidates, cues, on_demand)
+        ruled = self._decide(candidates, cues, on_demand)
+        if not widen:
+            return Readings(ruled, [], [], [], not_a_song=False)
+        widened = self._widen(candidates, cleaned, cues)
+        live = [c for c in candidates if c.veto is None]
+        context = PostContext(
+            rule_winner=(_key(ruled.detection.artist), _key(ruled.detection.title or ""))
+            if ruled.detection.artist
+            else None,
+            live_readings=len({c.key for c in live}),
+            live_clauses=len({c.clause for c in live}),
+        )
+        # A rules' veto holds (scores, dates, lists, pointers ...); a shorter reading may be cut from a sentence.
+        eligible = [c for c in candidates + widened if c.veto is None or (c.variant and c.veto == CUT_FROM_A_SENTENCE)]
+        not_a_song = cues.not_a_song is not None and not _in_a_title(cues.not_a_song, candidates)
+        features = [candidate_features(c, cues, context) for c in eligible]
+        return Readings(ruled, widened, eligible, features, not_a_song=not_a_song, on_demand=on_demand)
+
+    # --- step 1b: shorter readings for the span scorer --------------------------------------------------
+
+    def _widen(self, candidates: list[Candidate], cleaned: str, cues: _Cues) -> list[Candidate]:
+        """Readings the rules did not keep, for the scorer to weigh: the rule's title cut after each word
+        ("Wonderwall is overrated" → "Wonderwall"), its artist without its first words ("the way ethel
+        cain" → "ethel cain"), and a name right before any quote ('Tame Impala "X" will be played ...').
+        Only the offline catalog is asked about them: network lookups stay with the rules' readings."""
+        seen = {_reading_key(c) for c in candidates}
+        widened: list[Candidate] = []
+        for candidate in candidates:
+            if not candidate.artist or not candidate.title:
+                continue
+            title_words = candidate.title.split()
+            titles = [(candidate.title, 0, "")]
+            if not candidate.quoted:
+                keep_from = max(1, len(title_words) - MAX_TITLE_WORDS_CUT)
+                titles += [
+                    (_strip_edges(" ".join(title_words[:kept])), len(title_words) - kept, title_words[kept])
+                    for kept in range(keep_from, len(title_words))
+                ]
+            artist_words = candidate.artist.split()
+            artists = [
+                (" ".join(artist_words[drop:]), drop)
+                for drop in range(min(len(artist_words), 4))
+                # "The Strokes" → "Strokes" is the same name, not a shorter reading
+                if drop == 0 or any(word.lower() not in NAME_CONNECTORS for word in artist_words[:drop])
+            ]
+            for (artist, dropped), (title, cut, next_word) in itertools.product(artists, titles):
+                if (dropped, cut) == (0, 0):
+                    continue
+                reading = Candidate(
+                    _strip_edges(artist, keep_dots=True), title, candidate.form, candidate.quoted, candidate.clause
+                )
+                reading.variant, reading.title_words_cut, reading.artist_words_cut = True, cut, dropped
+                reading.next_word = next_word
+                if _reading_key(reading) not in seen:
+                    seen.add(_reading_key(reading))
+                    widened.append(reading)
+        for index, clause in enumerate(_clauses(cleaned)):
+            for match in itertools.islice(QUOTED.finditer(clause), MAX_QUOTES):
+                before = re.sub(r"['’]s?\s*$", "", clause[max(0, match.start() - NEAR) : match.start()])
+                words = before.split()
+                names = [" ".join(words[-size:]) for size in range(1, min(len(words), 3) + 1)]
+                owner = re.search(r"(?P<name>\S+(?:\s+\S+){0,3})['’]s?\s+\S+(?:\s+\S+)?\s*$", before)
+                if owner:  # "Listen to Cameron Winter's haunting “X”": the name before the possessive
+                    names.append(_capitalised_run(owner.group("name")))
+                for name in names:
+                    reading = Candidate(
+                        _strip_edges(name, keep_dots=True),
+                        _strip_edges(_quoted_text(match)),
+                        "loose_quote",
+                        True,
+                        index,
+                    )
+                    if reading.artist and reading.title and _reading_key(reading) not in seen:
+                        seen.add(_reading_key(reading))
+                        widened.append(reading)
+        kept = []
+        for reading in widened:
+            reading.veto = _veto(reading, cues, trimmed=reading.variant)
+            if reading.variant and reading.veto not in (None, CUT_FROM_A_SENTENCE):
+                continue  # a shorter reading that fails another veto has never been the song in dev: save the time
+            kept.append(reading)
+        widened = kept
+        for reading in widened:
+            _score_plausibility(reading, cues, self.lookup)
+            if self.lookup is not None and reading.veto is None:
+                reading.confirmation = self.lookup.confirm(
+                    reading.artist, reading.title, cues.track_id, use_network=False
+                )
+            reading.score = reading.plausibility
+        return widened
 
     # --- step 1: propose --------------------------------------------------------------------------------
 
@@ -454,6 +603,42 @@ class SongDetector:
                 candidate.score = candidate.plausibility
             candidate.score = round(min(max(candidate.score, 0.0), 0.99), 3)
 
+    def _choose(self, readings: Readings) -> Explanation:
+        """The span scorer's choice: the likeliest reading that may win, if it clears the model's threshold."""
+        assert self.scorer is not None
+        ruled = readings.ruled
+        nothing = Explanation(Detection(spotify_track_id=ruled.detection.spotify_track_id), ruled.candidates, "")
+        nothing.readings = readings.widened
+        if readings.not_a_song or not readings.eligible:
+            nothing.decision = ruled.decision
+            return nothing
+        # Ties go to the rules' own reading, then to the earlier one.
+        best = max(readings.eligible, key=lambda c: (c.probability or 0.0, not c.variant))
+        probability = best.probability or 0.0
+        rules_said = f"the rules alone: {ruled.decision}"
+        # The rules weighed this very reading and said no: overruling them takes a surer model.
+        rules_threshold = ACCEPT_ON_DEMAND if readings.on_demand else ACCEPT
+        overrules = not best.variant and best.form != "loose_quote" and best.score < rules_threshold
+        threshold = self.scorer.threshold - (ON_DEMAND_EASING if readings.on_demand else 0.0)
+        threshold = max(threshold, OVERRULE) if overrules else threshold
+        if probability < threshold:
+            why = f"best reading {best.artist} - {best.title} has probability {probability:.2f}"
+            nothing.decision = f"{why}, below {threshold:.2f} ({rules_said})"
+            return nothing
+        # confidence stays what the post and the providers say (plausibility, or >= 0.9 when confirmed);
+        # the probability decides which reading and whether any.
+        detection = Detection(
+            artist=best.artist,
+            title=best.title,
+            spotify_track_id=ruled.detection.spotify_track_id,
+            confidence=best.score,
+        )
+        why = f"kept {best.artist} - {best.title} ({best.form}{', a shorter reading' if best.variant else ''}"
+        why += f", span scorer probability {probability:.2f} ≥ {threshold:.2f}; {rules_said})"
+        chosen = Explanation(detection, ruled.candidates, why)
+        chosen.readings = readings.widened
+        return chosen
+
     def _decide(self, candidates: list[Candidate], cues: _Cues, on_demand: bool) -> Explanation:
         nothing = Detection(spotify_track_id=cues.track_id)
         if not candidates:
@@ -498,6 +683,12 @@ class SongDetector:
             f"kept {winner.artist} - {winner.title} ({winner.form}, {why}, score {winner.score:.2f}"
             f" ≥ {threshold:.2f}); {others} other reading(s) scored lower",
         )
+
+
+def _reading_key(candidate: Candidate) -> tuple[str, str]:
+    """ "The Strokes" and "Strokes" are one name: a shorter reading must differ by more than "the"."""
+    artist, title = candidate.key
+    return re.sub(r"^the\s+", "", artist), title
 
 
 def _in_a_title(word: str, candidates: list[Candidate]) -> bool:
@@ -565,6 +756,7 @@ def _cues(text: str) -> _Cues:
         track_id=track_id,
         lowercase_post=bool(letters) and not any(ch.isupper() for ch in letters),
         song_word=bool(SONG_WORDS.search(without_links)) or music_video,
+        news_words=min(len(NEWS_WORDS.findall(without_links)), 3),
     )
 
 
@@ -984,6 +1176,9 @@ def _dedupe(candidates: list[Candidate]) -> list[Candidate]:
 # --- plausibility and vetoes -----------------------------------------------------------------------------
 
 
+CUT_FROM_A_SENTENCE = "a title cut out of a sentence"
+
+
 def _veto(candidate: Candidate, cues: _Cues, *, trimmed: bool) -> str | None:
     """Why this reading can never be a song (None when it can)."""
     artist, title = candidate.artist, candidate.title
@@ -1037,7 +1232,7 @@ def _veto(candidate: Candidate, cues: _Cues, *, trimmed: bool) -> str | None:
     ):
         return "a generic word ('song', 'album') as a name"
     if trimmed and not (cues.music or cues.strong) and not _titlecase(title):
-        return "a title cut out of a sentence"
+        return CUT_FROM_A_SENTENCE
     return None
 
 
