@@ -86,9 +86,7 @@ def decode(
         _block_repeats(log_probs, out[alive], t, no_repeat_ngram, vocab.pad_id)
         u = None if uniforms is None else uniforms[alive, t]
         row_temperature = temperature[alive] if isinstance(temperature, torch.Tensor) else temperature
-        tokens = (
-            log_probs.argmax(dim=-1) if greedy else _sample(log_probs, row_temperature, top_k, top_p, generator, u)
-        )
+        tokens = log_probs.argmax(dim=-1) if greedy else _sample(log_probs, row_temperature, top_k, top_p, generator, u)
         log_likelihood[alive] += log_probs.gather(1, tokens.unsqueeze(1)).squeeze(1)
         out[alive, t] = tokens
         ended = tokens == vocab.eos_id
